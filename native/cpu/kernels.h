@@ -1,0 +1,75 @@
+// The CPU kernel families. Each family lives in its own file (moments.cc, pairwise.cc, rank.cc,
+// convert.cc) with scalar, SSE2/AVX2/AVX-512 (x86-64) or NEON (arm64) bodies chosen at run time by
+// dispatch.cc. Kernels are pure: no I/O, no threads, no allocation on the hot path.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include "common/dtype.h"
+
+namespace mother::cpu {
+
+// ---- dispatch.cc -------------------------------------------------------------------------------
+enum class Isa : uint8_t { Scalar = 0, SSE2 = 1, AVX2 = 2, AVX512 = 3, NEON = 4 };
+Isa detected_isa();               // best the CPU and OS support (cpuid + xgetbv), probed once
+Isa active_isa();                 // what the kernels use now (detected, or forced)
+void force_isa(Isa isa);          // tests run every variant; clamps to detected_isa()
+const char* isa_name(Isa isa);    // "scalar" | "sse2" | "avx2" | "avx512" | "neon"
+const char* cpu_features();       // e.g. "sse2 avx2 fma f16c avx512f avx512bw avx512_bf16"
+
+// ---- convert.cc --------------------------------------------------------------------------------
+// Widens n little-endian elements of `type` at src (any alignment) to float32 / float64.
+void to_f32(DType type, const void* src, float* dst, size_t n);
+void to_f64(DType type, const void* src, double* dst, size_t n);
+
+// ---- moments.cc --------------------------------------------------------------------------------
+// Central moments of the finite values of a chunk, accumulated in float64 and merged with the
+// stable pairwise formulas of Chan et al. / Pebay, so chunks and threads combine in any order.
+struct Moments {
+  uint64_t n = 0;          // finite values seen
+  uint64_t nonfinite = 0;  // NaN or +-Inf values seen (skipped)
+  double mean = 0, m2 = 0, m3 = 0, m4 = 0;  // sums of (x-mean)^k
+};
+Moments moments_f32(const float* x, size_t n);
+Moments moments_f64(const double* x, size_t n);
+Moments merge(const Moments& a, const Moments& b);
+// Fisher (excess) kurtosis, biased: n*m4/m2^2 - 3, as scipy.stats.kurtosis defaults.
+// NaN when n < 2 or every finite value is equal (m2 == 0).
+double excess_kurtosis(const Moments& m);
+
+// ---- pairwise.cc -------------------------------------------------------------------------------
+// Accumulates, for one chunk of n elements held by N models (x[k] = model k's chunk), the sums
+// behind every distance, for row models i in [row_begin, row_end) against every j > i (upper
+// triangle, row-major N x N). Any output may be null when that metric is not wanted.
+//   sumsq[i*N+j]  += sum (x_i - x_j)^2        (squared L2)
+//   sumabs[i*N+j] += sum |x_i - x_j|          (L1)
+//   maxabs[i*N+j]  = max(maxabs, max |x_i - x_j|)   (L-inf; NaN if any difference is NaN)
+//   dot[i*N+j]    += sum x_i * x_j, also for j == i (norms), for cosine
+// Rows are independent, so threads may split [0, N) into row ranges and share the outputs.
+struct PairOutputs {
+  double* sumsq = nullptr;
+  double* sumabs = nullptr;
+  double* maxabs = nullptr;
+  double* dot = nullptr;
+};
+void pairwise_f32(const float* const* x, size_t N, size_t n, size_t row_begin, size_t row_end,
+                  const PairOutputs& out);
+
+// ---- rank.cc -----------------------------------------------------------------------------------
+// Numerical rank of A - B for two rows x cols matrices (row-major float32, as widened from the
+// stored type), computed in float64. A singular value counts when it exceeds
+//   tol = max( max(rows,cols) * eps64 * sigma_max,
+//              noise * u * rms(A,B) * (sqrt(rows) + sqrt(cols)) )
+// where u is the storage type's unit roundoff: the second term is the spectral size of the
+// rounding noise that storing A and B added, so rounding alone never raises the rank.
+// Exact (one-sided Jacobi SVD) up to `exact_limit` = min(rows, cols); above that, a randomized
+// range finder with `max_rank` + oversampling columns (returns max_rank + 1 when the rank exceeds it).
+struct RankOptions {
+  double unit_roundoff = 0x1p-24;
+  double noise = 4.0;
+  size_t exact_limit = 512;
+  size_t max_rank = 256;
+  uint64_t seed = 0x5eed;
+};
+int diff_rank(const float* a, const float* b, size_t rows, size_t cols, const RankOptions& opt);
+
+}  // namespace mother::cpu
