@@ -1,0 +1,96 @@
+/**
+ * Public types of the recovery pipeline: what `recover()` takes and returns.
+ * The JSON report is this result, so its `models` rows have the shape of the zoo's truth.json.
+ */
+
+export type Backend = 'auto' | 'cpu' | 'cuda';
+
+/** How distances between two models of a family are measured. */
+export type DistanceMode =
+  | 'auto' // LoRA rank distance where the family's differences are low-rank, else full fine-tuning
+  | 'ft' // full fine-tuning distance
+  | 'lora'; // rank of the weight difference
+
+export interface ProgressEvent {
+  stage: 'discover' | 'headers' | 'statistics' | 'graph' | 'done';
+  done: number;
+  total: number;
+  message?: string;
+}
+
+export interface RecoverOptions {
+  /** 'auto' (default) takes CUDA where the CUDA addon loads and a device exists, else the CPU. */
+  backend?: Backend;
+  /** CUDA device index (default 0). */
+  device?: number;
+  /** Worker threads for the CPU kernels (default: all cores). */
+  threads?: number;
+  signal?: AbortSignal;
+  onProgress?: (event: ProgressEvent) => void;
+  /** 'mother' (default): this package's method. 'paper': the MoTHer paper's recipe, for comparison. */
+  method?: 'mother' | 'paper';
+  distance?: DistanceMode;
+  /** Weight of the kurtosis direction penalty in M = D + lambda * mean(D) * K (paper: 0.3). */
+  lambda?: number;
+  /** Tensor selection: glob-like patterns matched against tensor names. */
+  include?: string[];
+  exclude?: string[];
+  /** Only 2-D square tensors, as the paper does (default false). */
+  squareOnly?: boolean;
+  /** Skip tensors with fewer elements (default 1). */
+  minElements?: number;
+  /** Number of families to form; default: inferred. */
+  families?: number;
+}
+
+export interface RecoveredModel {
+  id: string;
+  path: string;
+  /** Recovered parent's id, or null for a root. */
+  parent: string | null;
+  /** In [0, 1]: how sure the parent edge (or the root call) is. */
+  confidence: number;
+  /** Index into `families`. */
+  family: number;
+  /** Excess kurtosis pooled over the selected tensors (mean over tensors). */
+  kurtosis: number;
+  /** Best alternative parent (id) and its margin, where one exists. */
+  runnerUp?: { parent: string | null; confidence: number };
+}
+
+export interface Family {
+  index: number;
+  root: string;
+  members: string[];
+  /** Distance used to place edges in this family. */
+  distance: 'ft' | 'lora';
+  /** Direction inferred for the family: does kurtosis fall from parent to child here? */
+  direction: 'kurtosis-falls' | 'kurtosis-rises' | 'mixed';
+  /** Architecture signature (tensor names and shapes hash) shared by the members. */
+  architecture: string;
+}
+
+export interface SkippedTensor {
+  name: string;
+  reason: string;
+  /** Models (ids) concerned, where the reason is about some of them. */
+  models?: string[];
+}
+
+export interface Diagnostics {
+  backend: 'cpu' | 'cuda';
+  /** Instruction set or GPU that ran. */
+  device: string;
+  threads: number;
+  tensorsUsed: number;
+  tensorsSkipped: SkippedTensor[];
+  bytesRead: number;
+  seconds: { total: number; headers: number; statistics: number; graph: number };
+  warnings: string[];
+}
+
+export interface RecoverResult {
+  models: RecoveredModel[];
+  families: Family[];
+  diagnostics: Diagnostics;
+}
