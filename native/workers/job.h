@@ -1,0 +1,65 @@
+// The StatsJob of src/native.ts as a C++ struct, its validation, and the JS StatsResult built from
+// C++ results. Shared by the CPU runner (stats_worker.cc) and the CUDA addon, so it depends on
+// node-addon-api and common/ only (no kernels).
+#pragma once
+#include <napi.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "common/dtype.h"
+
+namespace mother::jobs {
+
+struct Source {
+  size_t file = 0;      // index into StatsJob::files
+  uint64_t offset = 0;  // absolute byte offset in the file
+  DType dtype = DType::F32;
+};
+
+struct Tensor {
+  std::string name;
+  uint64_t rows = 0, cols = 0;  // rows * cols elements
+  std::vector<Source> sources;  // one per model
+  uint64_t numel() const { return rows * cols; }
+};
+
+struct StatsJob {
+  std::vector<std::string> files;  // distinct paths, first-use order
+  std::vector<Tensor> tensors;
+  size_t models = 0;
+  bool kurtosis = false, sumsq = false, sumabs = false, maxabs = false, dot = false, rank = false;
+  bool per_tensor = false;
+  unsigned threads = 0;                 // 0: all hardware threads
+  uint64_t chunk_bytes = 8ull << 20;    // default 8 MiB
+  double rank_noise = 4.0;
+  size_t rank_exact_limit = 512;
+  size_t rank_max_rank = 256;
+  int device = 0;
+  bool any_pairwise() const { return sumsq || sumabs || maxabs || dot; }
+  uint64_t total_bytes() const;  // sum over tensors and models of numel x dtype size
+};
+
+// Validates and converts a JS StatsJob. Throws mother::Error with code E_JOB_INVALID (wrong type
+// or missing field; the message names the field path, e.g. "tensors[3].sources[1].offset"),
+// E_JOB_DTYPE (dtype not F64/F32/F16/BF16), E_JOB_MODELS (sources.length != models) or
+// E_JOB_RANGE (numbers out of range or not integers).
+StatsJob parse_job(const Napi::Value& value);
+
+// Results as the runners produce them. Arrays are empty when not requested. Pairwise arrays are
+// full symmetric N x N (or T x N x N when per_tensor), row-major; moments are t * N + k.
+struct StatsOutput {
+  std::string backend = "cpu";
+  std::string isa;
+  unsigned threads = 0;
+  uint64_t bytes_read = 0;
+  double seconds = 0;
+  std::vector<double> n, nonfinite, mean, m2, kurtosis;
+  std::vector<double> sumsq, sumabs, maxabs, dot, rank;
+};
+
+// Builds the JS StatsResult (Float64Arrays; keys absent when not requested).
+Napi::Object build_result(Napi::Env env, const StatsOutput& out, const StatsJob& job);
+
+}  // namespace mother::jobs
