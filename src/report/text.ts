@@ -1,0 +1,96 @@
+/**
+ * Terminal report: each family drawn as a tree, one model per line, `id  (conf 0.93)`.
+ * Box-drawing by default, ASCII on request (old consoles, logs); ANSI colour only when asked, the CLI
+ * asks only when stdout is a TTY and NO_COLOR is unset.
+ */
+import type { Family, RecoverResult } from '../types.js';
+import { buildForest, formatConfidence, LOW_CONFIDENCE, walk, type TreeNode } from './forest.js';
+
+export interface TextOptions {
+  /** ASCII branches (|-- `--) instead of box-drawing (├── └──). */
+  ascii?: boolean;
+  /** ANSI colours. */
+  color?: boolean;
+  /** Edges (and root calls) below this confidence are marked `[low]` (default 0.5). */
+  lowConfidence?: number;
+  /** Summary line with backend, tensors and time, plus warnings (default true). */
+  diagnostics?: boolean;
+}
+
+const BOX = { tee: '├── ', last: '└── ', pipe: '│   ', blank: '    ', arrow: '→' };
+const ASCII = { tee: '|-- ', last: '`-- ', pipe: '|   ', blank: '    ', arrow: '->' };
+
+type Paint = (s: string) => string;
+function painter(on: boolean, open: number, close: number): Paint {
+  return on ? (s) => `\x1b[${open}m${s}\x1b[${close}m` : (s) => s;
+}
+
+/**
+ * Ids come from file names: escape control characters so an id cannot break the layout or
+ * smuggle terminal escape sequences.
+ */
+export function printable(s: string): string {
+  return s.replace(/[\x00-\x1f\x7f-\x9f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+}
+
+function plural(n: number, word: string, many = `${word}s`): string {
+  return `${n} ${n === 1 ? word : many}`;
+}
+
+function describeDirection(d: Family['direction'], arrow: string): string {
+  if (d === 'kurtosis-falls') return `kurtosis falls parent${arrow}child`;
+  if (d === 'kurtosis-rises') return `kurtosis rises parent${arrow}child`;
+  return 'direction mixed';
+}
+
+export function formatText(result: RecoverResult, options: TextOptions = {}): string {
+  const g = options.ascii ? ASCII : BOX;
+  const color = options.color ?? false;
+  const bold = painter(color, 1, 22);
+  const dim = painter(color, 2, 22);
+  const warn = painter(color, 33, 39);
+  const low = options.lowConfidence ?? LOW_CONFIDENCE;
+  const lines: string[] = [];
+
+  const forests = buildForest(result);
+  forests.forEach((forest, fi) => {
+    if (fi > 0) lines.push('');
+    const f = forest.family;
+    const parts = [plural(forest.members.length, 'model')];
+    if (f) parts.push(`distance ${f.distance}`, describeDirection(f.direction, g.arrow));
+    lines.push(bold(`Family ${forest.index}`) + ` (${parts.join(', ')})`);
+
+    const label = (node: TreeNode): string => {
+      const m = node.model;
+      const isRoot = m.parent === null;
+      const conf = `conf ${formatConfidence(m.confidence)}`;
+      let s = printable(m.id) + '  ' + dim(`(${isRoot ? 'root, ' : ''}${conf})`);
+      if (!(m.confidence >= low)) s += ' ' + warn('[low]');
+      if (node.detached) s += ' ' + warn(`[parent ${printable(m.parent!)} not in this tree]`);
+      return s;
+    };
+    for (const root of forest.roots) {
+      walk(root, (node, depth, lastFlags) => {
+        let prefix = '';
+        for (let i = 1; i < depth; i++) prefix += lastFlags[i - 1] ? g.blank : g.pipe;
+        if (depth > 0) prefix += lastFlags[depth - 1] ? g.last : g.tee;
+        lines.push(prefix + label(node));
+      });
+    }
+  });
+
+  if (options.diagnostics ?? true) {
+    const d = result.diagnostics;
+    if (lines.length) lines.push('');
+    const skipped = d.tensorsSkipped.length ? `, ${d.tensorsSkipped.length} skipped` : '';
+    lines.push(
+      dim(
+        `${plural(result.models.length, 'model')}, ${plural(forests.length, 'family', 'families')}; ` +
+          `${d.backend} (${printable(d.device)}), ${plural(d.threads, 'thread')}; ` +
+          `${plural(d.tensorsUsed, 'tensor')} used${skipped}; ${d.seconds.total.toFixed(2)} s`,
+      ),
+    );
+    for (const w of d.warnings) lines.push(warn(`warning: ${printable(w)}`));
+  }
+  return lines.join('\n') + '\n';
+}
