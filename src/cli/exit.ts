@@ -1,0 +1,63 @@
+/**
+ * Error -> exit code and the one line on stderr.
+ *   0  ok
+ *   1  internal error (a bug): message, plus the stack when MOTHER_DEBUG=1
+ *   2  bad input: usage errors and MotherErrors whose code says the input is at fault
+ * 130  cancelled (Ctrl-C), as shells report SIGINT
+ */
+
+export const EXIT_OK = 0;
+export const EXIT_INTERNAL = 1;
+export const EXIT_BAD_INPUT = 2;
+export const EXIT_CANCELLED = 130;
+
+/** MotherError code prefixes that blame the input, not the program. */
+const BAD_INPUT_PREFIXES = ['E_USAGE', 'E_INPUT_', 'E_HEADER_', 'E_IO_', 'E_SHARD_', 'E_DTYPE_'];
+
+interface ErrorLike {
+  name?: unknown;
+  code?: unknown;
+  message?: unknown;
+  hint?: unknown;
+  file?: unknown;
+  tensor?: unknown;
+  stack?: unknown;
+}
+
+export function isCancellation(err: unknown): boolean {
+  const e = err as ErrorLike | null;
+  return !!e && (e.name === 'AbortError' || e.code === 'ABORT_ERR' || e.code === 'E_ABORTED' || e.code === 'E_CANCELLED');
+}
+
+export function isBadInput(err: unknown): boolean {
+  const code = (err as ErrorLike | null)?.code;
+  return typeof code === 'string' && BAD_INPUT_PREFIXES.some((p) => code.startsWith(p));
+}
+
+export function exitCodeFor(err: unknown): number {
+  if (isCancellation(err)) return EXIT_CANCELLED;
+  if (isBadInput(err)) return EXIT_BAD_INPUT;
+  return EXIT_INTERNAL;
+}
+
+/** Newlines would break the one-line contract. */
+function oneLine(s: string): string {
+  return s.replace(/\s*[\r\n]+\s*/g, ' ').trim();
+}
+
+/**
+ * What to print on stderr for `err`: one line `mother: <message>` (a MotherError's file/tensor are
+ * added when its message does not name them); internal errors get the stack only when `debug`.
+ */
+export function describeError(err: unknown, debug: boolean): string {
+  if (isCancellation(err)) return 'mother: cancelled\n';
+  const e = (err ?? {}) as ErrorLike;
+  let msg = typeof e.message === 'string' && e.message ? e.message : String(err);
+  if (typeof e.file === 'string' && !msg.includes(e.file)) msg += ` (file ${e.file})`;
+  if (typeof e.tensor === 'string' && !msg.includes(e.tensor)) msg += ` (tensor ${e.tensor})`;
+  if (typeof e.code === 'string' && e.code !== 'E_USAGE' && isBadInput(err)) msg += ` [${e.code}]`;
+  if (typeof e.hint === 'string') msg += `; ${e.hint}`;
+  if (isBadInput(err)) return `mother: ${oneLine(msg)}\n`;
+  if (debug && typeof e.stack === 'string') return `mother: internal error: ${oneLine(msg)}\n${e.stack}\n`;
+  return `mother: internal error: ${oneLine(msg)} (set MOTHER_DEBUG=1 for the stack trace)\n`;
+}

@@ -1,0 +1,183 @@
+/**
+ * `mother eval`: scores a recovered forest against a truth.json (the zoo's format), matching models
+ * by id. Metrics come from graph/eval.ts; this file matches ids, builds families and reports.
+ *
+ * - edge accuracy: the paper's metric, a model counts when its predicted parent is its true parent
+ *   (right place and direction); a true root counts when predicted as a root.
+ * - undirected accuracy: as above, but an edge predicted the wrong way round also counts.
+ * - clustering ARI: truth families are the connected components of the truth parents; predicted
+ *   families are the result's `family` fields when every row has one, else components of the
+ *   predicted parents.
+ */
+import { printable } from './text.js';
+import { adjustedRandIndex, edgeAccuracy, undirectedAccuracy } from '../graph/eval.js';
+
+export interface ParentRow {
+  id: string;
+  parent: string | null;
+  family?: number;
+}
+
+export type WrongKind = 'reversed' | 'misplaced' | 'missed-root' | 'false-root';
+
+export interface WrongEdge {
+  id: string;
+  truth: string | null;
+  predicted: string | null;
+  kind: WrongKind;
+}
+
+export interface Evaluation {
+  models: number;
+  correct: number;
+  edgeAccuracy: number;
+  undirectedAccuracy: number;
+  ari: number;
+  truthFamilies: number;
+  predictedFamilies: number;
+  /** Where predicted families came from. */
+  familiesFrom: 'family field' | 'parents';
+  wrong: WrongEdge[];
+}
+
+/** Bad truth/result files: exit 2 (E_INPUT_ prefix). */
+export class EvalInputError extends Error {
+  readonly code: string;
+  readonly file: string | undefined;
+  constructor(code: string, message: string, file?: string) {
+    super(message);
+    this.name = 'EvalInputError';
+    this.code = code;
+    this.file = file;
+  }
+}
+
+/** Reads `{"models":[{"id","parent",...}]}` (truth.json or a mother JSON report) from parsed JSON. */
+export function parentRows(json: unknown, what: string, file?: string): ParentRow[] {
+  const models = (json as { models?: unknown } | null)?.models;
+  if (!Array.isArray(models)) throw new EvalInputError('E_INPUT_FORMAT', `${what} has no "models" array`, file);
+  const seen = new Set<string>();
+  return models.map((row, i) => {
+    const r = row as { id?: unknown; parent?: unknown; family?: unknown } | null;
+    if (!r || typeof r.id !== 'string') throw new EvalInputError('E_INPUT_FORMAT', `${what}: models[${i}] has no string "id"`, file);
+    if (seen.has(r.id)) throw new EvalInputError('E_INPUT_FORMAT', `${what}: model id '${r.id}' appears twice`, file);
+    seen.add(r.id);
+    const parent = r.parent ?? null;
+    if (parent !== null && typeof parent !== 'string')
+      throw new EvalInputError('E_INPUT_FORMAT', `${what}: model '${r.id}' has a "parent" that is neither a string nor null`, file);
+    const out: ParentRow = { id: r.id, parent };
+    if (typeof r.family === 'number' && Number.isInteger(r.family)) out.family = r.family;
+    return out;
+  });
+}
+
+/** Connected components of a parent forest, cycle-safe (union-find), as labels 0..k-1. */
+export function componentsOf(parent: (number | null)[]): number[] {
+  const up = parent.map((_, i) => i);
+  const find = (x: number): number => {
+    while (up[x] !== x) x = up[x] = up[up[x]!]!;
+    return x;
+  };
+  parent.forEach((p, i) => {
+    if (p !== null && p >= 0) up[find(i)] = find(p);
+  });
+  const label = new Map<number, number>();
+  return parent.map((_, i) => {
+    const r = find(i);
+    if (!label.has(r)) label.set(r, label.size);
+    return label.get(r)!;
+  });
+}
+
+function listIds(ids: string[], max = 5): string {
+  const shown = ids.slice(0, max).map((s) => `'${s}'`).join(', ');
+  return ids.length > max ? `${shown} and ${ids.length - max} more` : shown;
+}
+
+export function evaluate(truth: ParentRow[], predicted: ParentRow[], names = { truth: 'truth', result: 'result' }): Evaluation {
+  const index = new Map(truth.map((r, i) => [r.id, i]));
+  const predById = new Map(predicted.map((r) => [r.id, r]));
+  const missing = truth.filter((r) => !predById.has(r.id)).map((r) => r.id);
+  const extra = predicted.filter((r) => !index.has(r.id)).map((r) => r.id);
+  if (missing.length || extra.length) {
+    const parts: string[] = [];
+    if (missing.length) parts.push(`${names.result} lacks ${missing.length} model(s) of ${names.truth}: ${listIds(missing)}`);
+    if (extra.length) parts.push(`${names.result} has ${extra.length} model(s) not in ${names.truth}: ${listIds(extra)}`);
+    throw new EvalInputError('E_INPUT_MISMATCH', parts.join('; '));
+  }
+  for (const r of truth)
+    if (r.parent !== null && !index.has(r.parent))
+      throw new EvalInputError('E_INPUT_FORMAT', `${names.truth}: parent '${r.parent}' of '${r.id}' is not a model of ${names.truth}`);
+
+  // -1: a predicted parent that names no model; never equal to a true parent.
+  const toIndex = (p: string | null): number | null => (p === null ? null : (index.get(p) ?? -1));
+  const t = truth.map((r) => toIndex(r.parent));
+  const pr = truth.map((r) => toIndex(predById.get(r.id)!.parent));
+  const edge = edgeAccuracy(t, pr);
+  const undirected = undirectedAccuracy(t, pr);
+
+  const truthFam = componentsOf(t);
+  const useField = truth.every((r) => predById.get(r.id)!.family !== undefined);
+  const predFam = useField ? truth.map((r) => predById.get(r.id)!.family!) : componentsOf(pr);
+
+  const wrong: WrongEdge[] = [];
+  truth.forEach((r) => {
+    const p = predById.get(r.id)!.parent;
+    if (p === r.parent) return;
+    let kind: WrongKind;
+    if (r.parent === null) kind = 'missed-root';
+    else if (p === null) kind = 'false-root';
+    else if (truth[index.get(p) ?? -1]?.parent === r.id) kind = 'reversed';
+    else kind = 'misplaced';
+    wrong.push({ id: r.id, truth: r.parent, predicted: p, kind });
+  });
+
+  return {
+    models: truth.length,
+    correct: truth.length - wrong.length,
+    edgeAccuracy: edge,
+    undirectedAccuracy: undirected,
+    ari: adjustedRandIndex(truthFam, predFam),
+    truthFamilies: new Set(truthFam).size,
+    predictedFamilies: new Set(predFam).size,
+    familiesFrom: useField ? 'family field' : 'parents',
+    wrong,
+  };
+}
+
+const r4 = (x: number): number => Number(x.toFixed(4));
+
+export function formatEvaluationJson(e: Evaluation): string {
+  return (
+    JSON.stringify(
+      {
+        models: e.models,
+        correct: e.correct,
+        edgeAccuracy: r4(e.edgeAccuracy),
+        undirectedAccuracy: r4(e.undirectedAccuracy),
+        ari: r4(e.ari),
+        truthFamilies: e.truthFamilies,
+        predictedFamilies: e.predictedFamilies,
+        familiesFrom: e.familiesFrom,
+        wrong: e.wrong,
+      },
+      null,
+      2,
+    ) + '\n'
+  );
+}
+
+export function formatEvaluationText(e: Evaluation): string {
+  const lines = [
+    `edge accuracy        ${e.edgeAccuracy.toFixed(4)}  (${e.correct}/${e.models} parents right)`,
+    `undirected accuracy  ${e.undirectedAccuracy.toFixed(4)}`,
+    `clustering ARI       ${e.ari.toFixed(4)}  (${e.truthFamilies} true families, ${e.predictedFamilies} predicted from ${e.familiesFrom})`,
+  ];
+  if (e.wrong.length) {
+    lines.push(`wrong edges (${e.wrong.length}):`);
+    const w = Math.max(...e.wrong.map((x) => printable(x.id).length));
+    const show = (p: string | null): string => (p === null ? '(root)' : printable(p));
+    for (const x of e.wrong) lines.push(`  ${printable(x.id).padEnd(w)}  predicted ${show(x.predicted)}, true ${show(x.truth)}  [${x.kind}]`);
+  } else lines.push('wrong edges: none');
+  return lines.join('\n') + '\n';
+}
