@@ -1,0 +1,67 @@
+/**
+ * Inputs and outputs of the graph stage: per-tensor statistics in, families and parents out.
+ * Pure data; the native layer fills TensorStats (see src/native.ts StatsResult, perTensor: true).
+ */
+
+/** Per-tensor statistics of N models over T matched tensors. Arrays are tensor-major. */
+export interface TensorStats {
+  /** N model ids. */
+  ids: string[];
+  /** T tensors (1-D: rows = 1; n-D: rows = product of all but the last dimension). */
+  tensors: { name: string; rows: number; cols: number; numel: number }[];
+  /** T*N, index t*N + k: excess kurtosis (NaN if constant), mean, sum of squared deviations. */
+  kurtosis: Float64Array;
+  mean: Float64Array;
+  m2: Float64Array;
+  /** T*N*N, index (t*N + i)*N + j, symmetric: sum (w_i - w_j)^2, sum |w_i - w_j|, max |w_i - w_j|. */
+  sumsq: Float64Array;
+  sumabs: Float64Array;
+  maxabs: Float64Array;
+  /** T*N*N: sum w_i*w_j; the diagonal holds squared norms. */
+  dot: Float64Array;
+  /** T*N*N numerical rank of W_i - W_j, NaN where not computed. */
+  rank?: Float64Array;
+}
+
+export interface GraphOptions {
+  /** 'mother' (default): this package's method. 'paper': the MoTHer paper's recipe. */
+  method?: 'mother' | 'paper';
+  /** 'auto' (default): LoRA rank distance for families whose differences are low-rank. */
+  distance?: 'auto' | 'ft' | 'lora';
+  /** Kurtosis penalty weight of the paper's M = D + lambda*mean(D)*K (paper mode only; default 0.3). */
+  lambda?: number;
+  /** Force this many families (default: inferred from weight correlation). */
+  families?: number;
+  /** Tensor-bootstrap replicates for the confidences (default 50; 0: distance-margin confidences). */
+  bootstrap?: number;
+  /** Seed of the bootstrap's generator (default 0). */
+  seed?: number;
+}
+
+export interface FamilyResult {
+  members: number[];
+  root: number;
+  distance: 'ft' | 'lora';
+  direction: 'kurtosis-falls' | 'kurtosis-rises' | 'mixed';
+}
+
+export interface GraphResult {
+  /** Index of each model's parent, null for a root. */
+  parent: (number | null)[];
+  /** In [0, 1], per model: how sure its parent edge (or its being a root) is. */
+  confidence: number[];
+  /** Index into families. */
+  family: number[];
+  families: FamilyResult[];
+  /** Best alternative parent (bootstrap: most frequent other choice) and how often it won. */
+  runnerUp: ({ parent: number | null; confidence: number } | null)[];
+  warnings: string[];
+}
+
+/** A bad input to the graph stage; `code` is stable, the message names the field or tensor. */
+export class GraphError extends Error {
+  constructor(readonly code: 'E_GRAPH_INPUT' | 'E_GRAPH_OPTION' | 'E_NO_ARBORESCENCE', message: string) {
+    super(message);
+    this.name = 'GraphError';
+  }
+}
