@@ -46,7 +46,9 @@ function cleanParseArgsMessage(e: { code?: string; message?: string }): string {
     const m = /Unexpected argument '([^']*)'/.exec(msg);
     if (m) return `unexpected argument '${m[1]}'`;
   }
-  return msg.replace(/\. To specify.*$/, '').replace(/^Option/, 'option');
+  const dashHint = /use '(--[^=]+=-XYZ)'/.exec(e.message ?? '');
+  const first = msg.replace(/\.$/, '').replace(/^Option/, 'option');
+  return dashHint ? `${first} (for a value starting with '-' write ${dashHint[1]!.replace('XYZ', '...')})` : first;
 }
 
 function shown(v: unknown): string {
