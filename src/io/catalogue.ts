@@ -1,0 +1,214 @@
+/**
+ * The tensor catalogue across models: which models can be compared, on which tensors.
+ *
+ * Architecture groups: models whose tensors (name + shape) mostly coincide form one group; models
+ * of different architectures are never compared. "Mostly": classes of identical signatures are
+ * merged when the (name, shape) pairs they share hold at least half the elements of each, so
+ * fine-tuned children with a different classifier head stay with their parent, while a ViT and a
+ * ResNet do not. Inside a group a tensor is used when every model holds it with the same shape
+ * and a computable dtype (F64, F32, F16, BF16; dtypes may differ across models) and the selection
+ * options keep it; every other tensor is reported in `skipped` with the reason.
+ */
+import { createHash } from 'node:crypto';
+import { InputError, UnsupportedDTypeError } from '../errors.js';
+import type { ComputeDType, JobTensor } from '../native.js';
+import type { SkippedTensor } from '../types.js';
+import type { Model, TensorInfo } from './model.js';
+
+export interface SelectOptions {
+  /** Glob patterns (`*` any run of characters, `?` one character) a tensor name must match (any). */
+  include?: string[];
+  /** Glob patterns that drop a tensor. */
+  exclude?: string[];
+  /** Only 2-D square tensors (the paper's choice). Default false. */
+  squareOnly?: boolean;
+  /** Skip tensors with fewer elements. Default 1. */
+  minElements?: number;
+}
+
+export interface CatalogueTensor {
+  name: string;
+  shape: number[];
+  numel: number;
+  rows: number;
+  cols: number;
+  /** dtype per model, in group order. */
+  dtypes: ComputeDType[];
+}
+
+export interface ArchitectureGroup {
+  /** Hash of the shared (name, shape) list: the Family.architecture string. */
+  architecture: string;
+  models: Model[];
+  /** Selected tensors, in the first model's file order. */
+  tensors: CatalogueTensor[];
+  skipped: SkippedTensor[];
+}
+
+const COMPUTABLE = new Set(['F64', 'F32', 'F16', 'BF16']);
+
+/** Glob -> RegExp matching the whole name. */
+export function globToRegExp(glob: string): RegExp {
+  let re = '';
+  for (const ch of glob) {
+    if (ch === '*') re += '.*';
+    else if (ch === '?') re += '.';
+    else re += ch.replace(/[.+^${}()|[\]\\/-]/g, '\\$&');
+  }
+  return new RegExp(`^${re}$`, 's');
+}
+
+function key(t: TensorInfo): string {
+  return `${t.name}\u0000${t.shape.join(',')}`;
+}
+
+/** rows x cols view for the rank kernel: 2-D as is, 1-D/0-D as one row, N-D as shape[0] x rest. */
+export function matrixView(shape: number[]): { rows: number; cols: number } {
+  if (shape.length === 0) return { rows: 1, cols: 1 };
+  if (shape.length === 1) return { rows: 1, cols: shape[0]! };
+  return { rows: shape[0]!, cols: shape.slice(1).reduce((a, b) => a * b, 1) };
+}
+
+function validateOptions(opts: SelectOptions): void {
+  for (const k of ['include', 'exclude'] as const) {
+    const v = opts[k];
+    if (v !== undefined && (!Array.isArray(v) || v.some((p) => typeof p !== 'string')))
+      throw new InputError('E_INPUT_OPTION', `Expected an array of glob strings for ${k} but received ${JSON.stringify(v)}`);
+  }
+  if (opts.squareOnly !== undefined && typeof opts.squareOnly !== 'boolean')
+    throw new InputError('E_INPUT_OPTION', `Expected a boolean for squareOnly but received ${JSON.stringify(opts.squareOnly)}`);
+  const m = opts.minElements;
+  if (m !== undefined && (typeof m !== 'number' || !Number.isInteger(m) || m < 0))
+    throw new InputError('E_INPUT_OPTION', `Expected a non-negative integer for minElements but received ${JSON.stringify(m)}`);
+}
+
+/** Groups models by architecture (see the file comment). Deterministic: groups in order of first model. */
+export function groupByArchitecture(models: Model[]): Model[][] {
+  // Classes of identical signatures first.
+  const classes: { sig: string; models: Model[]; keys: Map<string, number>; elements: number }[] = [];
+  const bySig = new Map<string, number>();
+  const classOf = new Map<Model, number>();
+  for (const m of models) {
+    const keys = new Map<string, number>();
+    for (const t of m.tensors.values()) keys.set(key(t), t.numel);
+    const sig = [...keys.keys()].sort().join('\n');
+    let c = bySig.get(sig);
+    if (c === undefined) {
+      c = classes.length;
+      bySig.set(sig, c);
+      let elements = 0;
+      for (const n of keys.values()) elements += n;
+      classes.push({ sig, models: [], keys, elements });
+    }
+    classes[c]!.models.push(m);
+    classOf.set(m, c);
+  }
+  // Union-find over classes: merge when shared (name, shape) elements are >= half of each.
+  const parent = classes.map((_, i) => i);
+  const find = (i: number): number => (parent[i] === i ? i : (parent[i] = find(parent[i]!)));
+  for (let a = 0; a < classes.length; a++)
+    for (let b = a + 1; b < classes.length; b++) {
+      const A = classes[a]!, B = classes[b]!;
+      let shared = 0;
+      for (const [k, n] of A.keys) if (B.keys.has(k)) shared += n;
+      const enough = (total: number) => (total === 0 ? shared === 0 : shared * 2 >= total);
+      if (shared > 0 && enough(A.elements) && enough(B.elements)) parent[find(b)] = find(a);
+    }
+  const groups = new Map<number, Model[]>();
+  for (const m of models) {
+    const root = find(classOf.get(m)!);
+    if (!groups.has(root)) groups.set(root, []);
+    groups.get(root)!.push(m);
+  }
+  return [...groups.values()];
+}
+
+/** Selects the tensors one group's models are compared on. */
+export function catalogueGroup(models: Model[], opts: SelectOptions = {}): ArchitectureGroup {
+  validateOptions(opts);
+  if (models.length === 0) throw new InputError('E_INPUT_NO_MODELS', 'Expected at least one model in the group');
+  const include = (opts.include ?? []).map(globToRegExp);
+  const exclude = (opts.exclude ?? []).map(globToRegExp);
+  const minElements = opts.minElements ?? 1;
+  const ids = models.map((m) => m.id);
+  const skipped: SkippedTensor[] = [];
+  const tensors: CatalogueTensor[] = [];
+  const sharedKeys: string[] = [];
+
+  // Every name any model holds, in the first holder's file order.
+  const names: string[] = [];
+  const seenNames = new Set<string>();
+  for (const m of models)
+    for (const n of m.tensors.keys())
+      if (!seenNames.has(n)) seenNames.add(n), names.push(n);
+
+  for (const name of names) {
+    const infos = models.map((m) => m.tensors.get(name));
+    const missing = ids.filter((_, k) => !infos[k]);
+    if (missing.length) {
+      skipped.push({ name, reason: `missing from ${missing.length} of ${models.length} models`, models: missing });
+      continue;
+    }
+    const all = infos as TensorInfo[];
+    const shape = all[0]!.shape;
+    const sameShape = all.every((t) => t.shape.length === shape.length && t.shape.every((d, i) => d === shape[i]));
+    if (!sameShape) {
+      const shapes = [...new Set(all.map((t) => `[${t.shape.join(', ')}]`))];
+      skipped.push({ name, reason: `shape differs across models (${shapes.slice(0, 4).join(', ')}${shapes.length > 4 ? ', ...' : ''})` });
+      continue;
+    }
+    sharedKeys.push(key(all[0]!));
+    const bad = all.map((t, k) => [t.dtype, ids[k]!] as const).filter(([d]) => !COMPUTABLE.has(d));
+    if (bad.length) {
+      const dts = [...new Set(bad.map(([d]) => d))];
+      if (opts.include?.includes(name))
+        throw new UnsupportedDTypeError(
+          'E_DTYPE_UNSUPPORTED',
+          `tensor "${name}" was asked for by name but has dtype ${dts.join('/')} in ${bad.map(([, id]) => id).join(', ')}; ` +
+            'only F64, F32, F16 and BF16 can be compared',
+          { tensor: name, file: all[models.findIndex((m) => m.id === bad[0]![1])]!.file },
+        );
+      skipped.push({ name, reason: `dtype ${dts.join('/')} not supported`, models: bad.map(([, id]) => id) });
+      continue;
+    }
+    if (include.length && !include.some((r) => r.test(name))) {
+      skipped.push({ name, reason: 'not matched by the include patterns' });
+      continue;
+    }
+    if (exclude.some((r) => r.test(name))) {
+      skipped.push({ name, reason: 'excluded by pattern' });
+      continue;
+    }
+    if (opts.squareOnly && !(shape.length === 2 && shape[0] === shape[1])) {
+      skipped.push({ name, reason: 'not square' });
+      continue;
+    }
+    const numel = all[0]!.numel;
+    if (numel < minElements) {
+      skipped.push({ name, reason: numel === 0 ? 'empty tensor' : `fewer than ${minElements} elements` });
+      continue;
+    }
+    tensors.push({ name, shape, numel, ...matrixView(shape), dtypes: all.map((t) => t.dtype as ComputeDType) });
+  }
+  const architecture = createHash('sha256').update(sharedKeys.sort().join('\n')).digest('hex').slice(0, 16);
+  return { architecture, models, tensors, skipped };
+}
+
+/** Groups the models by architecture and selects each group's tensors. */
+export function buildCatalogue(models: Model[], opts: SelectOptions = {}): ArchitectureGroup[] {
+  validateOptions(opts);
+  return groupByArchitecture(models).map((g) => catalogueGroup(g, opts));
+}
+
+/** The group's selected tensors as native job tensors (sources[k] belongs to group.models[k]). */
+export function jobTensors(group: ArchitectureGroup): JobTensor[] {
+  return group.tensors.map((t) => ({
+    name: t.name,
+    rows: t.rows,
+    cols: t.cols,
+    sources: group.models.map((m, k) => {
+      const info = m.tensors.get(t.name)!;
+      return { file: info.file, offset: info.offset, dtype: t.dtypes[k]! };
+    }),
+  }));
+}
