@@ -256,5 +256,7 @@ if __name__ == "__main__":
             par, fams, info = ours(S, variant=var)
             print(f"{s:6s} {name:14s}: edge {edge_acc(truth, par):.3f} undirected {undirected_acc(truth, par):.3f} ARI {ari(tf, families_of(par)):.3f} lora={[f['lora'] for f in info]}")
         par, conf = bootstrap_conf(S)
+        # for the TypeScript port's parity check (test/graph-zoo.test.ts)
+        json.dump({"parent": par, "confidence": conf.tolist()}, open(f"/tmp/mother-proto-{s}.json", "w"))
         ok = np.array([a == b for a, b in zip(par, truth)])
         print(f"{s:6s} confidence: right {conf[ok].mean():.3f} (n={ok.sum()}) wrong {conf[~ok].mean() if (~ok).any() else float('nan'):.3f} (n={(~ok).sum()}) AUC {auc(conf[ok], conf[~ok]):.3f}")

@@ -1,0 +1,81 @@
+/**
+ * Direction without the training stage. A child is its parent plus an update that is roughly
+ * independent of it, so its squared norm grows by about the update's own squared size:
+ *   score(p -> c) = (|c|^2 - |p|^2) / |c - p|^2 = 1 + 2<p, c-p>/|c-p|^2,
+ * antisymmetric, scale-free, ~ +1 for a child, ~ -1 for a parent (clipped to [-1, 1]). Measured on
+ * the zoo it agrees with every true edge of ft, lora and chain, where kurtosis agrees with 80%, 62%
+ * and 57% of the tensors (chain: continued pre-training raises kurtosis, fine-tuning lowers it).
+ * Evidence is pooled over the whole family: the undirected tree is rooted where the summed score
+ * of all edges, oriented away from the root, is largest.
+ */
+export function normGrowthScore(sqNorm: Float64Array, sumsq: Float64Array, n: number): Float64Array {
+  const s = new Float64Array(n * n);
+  for (let a = 0; a < n; a++)
+    for (let b = 0; b < n; b++) {
+      if (a === b) continue;
+      const v = (sqNorm[b] - sqNorm[a]) / sumsq[a * n + b];
+      s[a * n + b] = Number.isNaN(v) ? 0 : Math.max(-1, Math.min(1, v));
+    }
+  return s;
+}
+
+/**
+ * Roots an undirected tree where sum of score[parent*n+child] over its edges is largest (O(n) by
+ * rerooting). Returns local parents (-1 at the root) and the total per candidate root.
+ */
+export function orientTree(n: number, edges: [number, number][], score: Float64Array): { parent: Int32Array; total: Float64Array; root: number } {
+  const adj: number[][] = Array.from({ length: n }, () => []);
+  for (const [a, b] of edges) { adj[a].push(b); adj[b].push(a); }
+  const total = new Float64Array(n);
+  // Totals for root 0 by DFS, then along each edge p -> c: total(c) = total(p) - s(p,c) + s(c,p).
+  const order: number[] = [], par0 = new Int32Array(n).fill(-1), seen = new Uint8Array(n);
+  const stack = [0];
+  seen[0] = 1;
+  let t0 = 0;
+  while (stack.length) {
+    const u = stack.pop()!;
+    order.push(u);
+    for (const v of adj[u]) if (!seen[v]) { seen[v] = 1; par0[v] = u; t0 += score[u * n + v]; stack.push(v); }
+  }
+  total[0] = t0;
+  for (const u of order) if (u !== 0) { const p = par0[u]; total[u] = total[p] - score[p * n + u] + score[u * n + p]; }
+  let root = 0;
+  for (let r = 1; r < n; r++) if (total[r] > total[root]) root = r;
+  const parent = new Int32Array(n).fill(-1);
+  const st = [root], mark = new Uint8Array(n);
+  mark[root] = 1;
+  while (st.length) {
+    const u = st.pop()!;
+    for (const v of adj[u]) if (!mark[v]) { mark[v] = 1; parent[v] = u; st.push(v); }
+  }
+  return { parent, total, root };
+}
+
+/**
+ * How kurtosis behaves along a family's edges: per edge, does the parent have the higher kurtosis
+ * in most 2-D tensors that differ? 'kurtosis-falls' / 'kurtosis-rises' when at least two thirds of
+ * the edges agree, else 'mixed' (e.g. continued pre-training spines with fine-tuned leaves).
+ */
+export function kurtosisDirection(kurtosis: Float64Array, sumsq: Float64Array, N: number,
+  tensors: { rows: number; cols: number }[], parent: (number | null)[], members: number[]): 'kurtosis-falls' | 'kurtosis-rises' | 'mixed' {
+  let falls = 0, edges = 0;
+  for (const c of members) {
+    const p = parent[c];
+    if (p === null) continue;
+    let down = 0, votes = 0;
+    tensors.forEach((t, k) => {
+      if (t.rows < 2 || t.cols < 2 || !(sumsq[(k * N + p) * N + c] > 0)) return;
+      const kp = kurtosis[k * N + p], kc = kurtosis[k * N + c];
+      if (!Number.isFinite(kp) || !Number.isFinite(kc)) return;
+      votes++;
+      if (kp > kc) down++;
+    });
+    if (!votes) continue;
+    edges++;
+    if (down * 2 > votes) falls++;
+  }
+  if (!edges) return 'mixed';
+  if (falls * 3 >= edges * 2) return 'kurtosis-falls';
+  if (falls * 3 <= edges) return 'kurtosis-rises';
+  return 'mixed';
+}

@@ -1,0 +1,145 @@
+/**
+ * recoverGraph: per-tensor statistics of N models -> families, parents and edge confidences.
+ *
+ * 'mother' (default), no oracle: families = components of clearly correlated weights (cluster.ts);
+ * per family, LoRA or full fine-tuning decided from the rank of nearest-neighbour differences
+ * (lora.ts); the undirected minimum spanning tree of the family's distance (distance.ts, mst.ts)
+ * rooted where the norm-growth evidence of all edges is largest (direction.ts); confidences by
+ * resampling tensors (confidence.ts).
+ * 'paper': the MoTHer paper's recipe on the same families: its distances, kurtosis of the square
+ * 2-D tensors, M = D + lambda*mean(D)*K and the minimum directed spanning tree (arborescence.ts).
+ */
+import { minDirectedSpanningTree } from './arborescence.js';
+import { clusterFamilies } from './cluster.js';
+import { marginConfidence, mulberry32, resampleWeights, tally } from './confidence.js';
+import { checkStats, ftDistance, loraDistance, paperFtDistance, paperLoraDistance, relatedness, usableTensors } from './distance.js';
+import { kurtosisDirection, normGrowthScore, orientTree } from './direction.js';
+import { detectLora } from './lora.js';
+import { minSpanningTree } from './mst.js';
+import { GraphError, type FamilyResult, type GraphOptions, type GraphResult, type TensorStats } from './types.js';
+
+interface Built { parent: Int32Array; D: Float64Array; rootTotals?: Float64Array }
+
+function checkOptions(o: GraphOptions): Required<Omit<GraphOptions, 'families'>> & { families?: number } {
+  const bad = (what: string, got: unknown) => new GraphError('E_GRAPH_OPTION', `Expected ${what} but received ${JSON.stringify(got)}`);
+  const method = o.method ?? 'mother';
+  if (method !== 'mother' && method !== 'paper') throw bad("'mother' or 'paper' for method", o.method);
+  const distance = o.distance ?? 'auto';
+  if (!['auto', 'ft', 'lora'].includes(distance)) throw bad("'auto', 'ft' or 'lora' for distance", o.distance);
+  const lambda = o.lambda ?? 0.3;
+  if (typeof lambda !== 'number' || !(lambda >= 0) || !Number.isFinite(lambda)) throw bad('a finite number >= 0 for lambda', o.lambda);
+  const bootstrap = o.bootstrap ?? 50;
+  if (!Number.isInteger(bootstrap) || bootstrap < 0) throw bad('an integer >= 0 for bootstrap', o.bootstrap);
+  const seed = o.seed ?? 0;
+  if (!Number.isInteger(seed)) throw bad('an integer for seed', o.seed);
+  return { method, distance, lambda, bootstrap, seed, families: o.families };
+}
+
+/** One family's tree with tensor weights w. Local indices; parent -1 at the root. */
+function buildTree(stats: TensorStats, idx: number[], w: Float64Array, lora: boolean, method: 'mother' | 'paper', lambda: number): Built {
+  const n = idx.length, N = stats.ids.length;
+  if (n === 1) return { parent: Int32Array.of(-1), D: new Float64Array(1) };
+  const { D: dft, sumsq } = ftDistance(stats, idx, w);
+  if (method === 'paper') {
+    const D = lora ? paperLoraDistance(stats, idx, w) : paperFtDistance(stats, idx, w);
+    // Kurtosis pooled over the square 2-D tensors; K = 1 where the child would have the higher one.
+    const k = new Float64Array(n);
+    idx.forEach((m, a) => {
+      let s = 0, c = 0;
+      stats.tensors.forEach((t, tt) => {
+        const v = stats.kurtosis[tt * N + m];
+        if (t.rows === t.cols && t.rows > 1 && w[tt] && Number.isFinite(v)) { s += w[tt] * v; c += w[tt]; }
+      });
+      k[a] = c ? s / c : NaN;
+    });
+    let mean = 0;
+    for (let a = 0; a < n; a++) for (let b = 0; b < n; b++) if (a !== b) mean += D[a * n + b];
+    mean /= n * (n - 1);
+    const M = new Float64Array(n * n);
+    for (let a = 0; a < n; a++)
+      for (let b = 0; b < n; b++) M[a * n + b] = a === b ? Infinity : D[a * n + b] + lambda * mean * (k[b] > k[a] ? 1 : 0);
+    return { parent: minDirectedSpanningTree(n, M).parent, D };
+  }
+  const D = lora ? loraDistance(stats, idx, w, dft) : dft;
+  const sq = new Float64Array(n);
+  idx.forEach((m, a) => {
+    for (let t = 0; t < w.length; t++) if (w[t]) sq[a] += w[t] * stats.dot[(t * N + m) * N + m];
+  });
+  const { parent, total } = orientTree(n, minSpanningTree(n, D), normGrowthScore(sq, sumsq, n));
+  return { parent, D, rootTotals: total };
+}
+
+export function recoverGraph(stats: TensorStats, options: GraphOptions = {}): GraphResult {
+  const { N, T } = checkStats(stats);
+  const opt = checkOptions(options);
+  const warnings: string[] = [];
+  if (opt.distance === 'lora' && !stats.rank)
+    throw new GraphError('E_GRAPH_OPTION', "distance 'lora' needs rank statistics (TensorStats.rank) but none were given");
+
+  const fams = clusterFamilies(relatedness(stats), N, opt.families);
+  const parent: (number | null)[] = new Array(N).fill(null);
+  const family = new Array<number>(N).fill(0);
+  const plans: { idx: number[]; lora: boolean; base: Float64Array }[] = [];
+  const families: FamilyResult[] = [];
+  const localDist: Float64Array[] = [], localTotals: (Float64Array | undefined)[] = [];
+
+  fams.forEach((idx, f) => {
+    idx.forEach((m) => (family[m] = f));
+    const usable = usableTensors(stats, idx);
+    const base = new Float64Array(T);
+    usable.forEach((u, t) => (base[t] = u ? 1 : 0));
+    const dropped = usable.filter((u) => !u).length;
+    if (dropped) warnings.push(`family ${f}: ${dropped} tensor(s) with non-finite statistics left out (${stats.tensors.filter((_, t) => !usable[t]).slice(0, 3).map((t) => t.name).join(', ')}${dropped > 3 ? ', ...' : ''})`);
+    if (dropped === T) throw new GraphError('E_GRAPH_INPUT', `family ${f} (${idx.map((m) => stats.ids[m]).join(', ')}): no tensor has finite statistics`);
+    let lora = opt.distance === 'lora';
+    if (opt.distance === 'auto' && idx.length > 1) {
+      const v = detectLora(stats, idx, ftDistance(stats, idx, base).D);
+      lora = v.lora;
+      if (lora) warnings.push(`family ${f}: LoRA detected (median rank fraction ${v.rankFraction.toFixed(3)} of full rank over ${v.pairs} nearest-neighbour pairs); using the rank distance`);
+    }
+    const built = buildTree(stats, idx, base, lora, opt.method, opt.lambda);
+    let root = idx[0];
+    built.parent.forEach((p, a) => {
+      parent[idx[a]] = p < 0 ? null : idx[p];
+      if (p < 0) root = idx[a];
+    });
+    plans.push({ idx, lora, base });
+    localDist.push(built.D);
+    localTotals.push(built.rootTotals);
+    families.push({
+      members: idx, root, distance: lora ? 'lora' : 'ft',
+      direction: kurtosisDirection(stats.kurtosis, stats.sumsq, N, stats.tensors, parent, idx),
+    });
+  });
+
+  let confidence: number[], runnerUp: GraphResult['runnerUp'];
+  if (opt.bootstrap > 0) {
+    const rand = mulberry32(opt.seed);
+    const reps: (number | null)[][] = [];
+    for (let b = 0; b < opt.bootstrap; b++) {
+      const w = resampleWeights(T, rand);
+      const rep: (number | null)[] = new Array(N).fill(null);
+      for (const { idx, lora, base } of plans) {
+        const wf = w.map((x, t) => x * base[t]);
+        if (!wf.some((x) => x > 0)) { idx.forEach((m) => (rep[m] = parent[m])); continue; }
+        const { parent: p } = buildTree(stats, idx, wf, lora, opt.method, opt.lambda);
+        p.forEach((q, a) => (rep[idx[a]] = q < 0 ? null : idx[q]));
+      }
+      reps.push(rep);
+    }
+    ({ confidence, runnerUp } = tally(parent, reps));
+  } else {
+    confidence = new Array(N).fill(1);
+    runnerUp = new Array(N).fill(null);
+    plans.forEach(({ idx }, f) => {
+      const local = new Int32Array(idx.length).map((_, a) => (parent[idx[a]] === null ? -1 : idx.indexOf(parent[idx[a]]!)));
+      const m = marginConfidence(idx.length, localDist[f], local, localTotals[f]);
+      idx.forEach((g, a) => {
+        confidence[g] = m.confidence[a];
+        const alt = m.alt[a];
+        runnerUp[g] = alt === null ? null : { parent: idx[alt], confidence: 1 - m.confidence[a] };
+      });
+    });
+  }
+  return { parent, confidence, family, families, runnerUp, warnings };
+}
