@@ -1,0 +1,342 @@
+#include "cuda/stats_pipeline.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <limits>
+#include <thread>
+#include <vector>
+
+#include "common/error.h"
+#include "cuda/cuda_check.h"
+#include "cuda/device.h"
+#include "cuda/kernels.cuh"
+#include "cuda/rank_host.h"
+#include "io/file_reader.h"
+#include "workers/errors.h"
+#include "workers/stats_runner.h"  // stats::Aborted: one cancellation type for both backends
+
+namespace mother::cuda {
+
+namespace {
+
+uint64_t tensor_bytes(const jobs::Tensor& t) {
+  uint64_t b = 0;
+  for (const auto& s : t.sources) b += t.numel() * dtype_size(s.dtype);
+  return b;
+}
+
+// As in the CPU runner: one stretch of one tensor inside a chunk, stored at x_offset (elements)
+// in every model's slot; small tensors are packed into one chunk so they cost one transfer.
+struct Segment {
+  size_t tensor;
+  uint64_t elem_begin, count, x_offset;
+};
+struct Batch {
+  std::vector<Segment> segs;
+  uint64_t elems = 0, bytes = 0;
+};
+
+// Waits for both streams on every exit path, so no kernel or copy outlives the buffers it uses.
+struct DrainStreams {
+  cudaStream_t a, b;
+  ~DrainStreams() {
+    cudaStreamSynchronize(a);
+    cudaStreamSynchronize(b);
+  }
+};
+
+class Pipeline {
+ public:
+  Pipeline(const jobs::StatsJob& job, const std::shared_ptr<std::atomic<bool>>& cancel,
+           const std::function<void(uint64_t, uint64_t)>& progress)
+      : job_(job), cancel_(cancel), progress_(progress), N_(job.models), T_(job.tensors.size()) {}
+
+  jobs::StatsOutput run() {
+    const auto t0 = std::chrono::steady_clock::now();
+    dev_ = use_device(job_.device);  // fails fast (E_CUDA_*) before any file is read
+    open_files();
+    plan();
+    total_ = planned_bytes(job_);
+    if (!batches_.empty()) gpu_pass();
+    if (job_.rank) {
+      if (!rank_pass(job_, files_, job_.threads, cancel_, out_.rank, &bytes_read_)) throw stats::Aborted{};
+    }
+    files_.clear();
+    finish();
+    out_.backend = "cuda";
+    out_.isa = dev_.name;
+    out_.threads = readers_;
+    out_.bytes_read = bytes_read_.load();
+    out_.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    return std::move(out_);
+  }
+
+ private:
+  bool cancelled() const { return cancel_ && cancel_->load(std::memory_order_relaxed); }
+
+  void open_files() {
+    files_.reserve(job_.files.size());
+    for (const auto& f : job_.files) files_.emplace_back(f);
+    for (const auto& t : job_.tensors)
+      for (const auto& s : t.sources) {
+        const io::FileReader& r = files_[s.file];
+        const uint64_t len = t.numel() * dtype_size(s.dtype);
+        if (s.offset > r.size() || len > r.size() - s.offset)
+          throw Error("E_IO_TRUNCATED",
+                      r.path() + " has " + std::to_string(r.size()) + " bytes but tensor \"" + t.name +
+                          "\" needs bytes [" + std::to_string(s.offset) + ", " + std::to_string(s.offset + len) +
+                          "): the file was truncated or replaced after its header was read",
+                      r.path(), t.name);
+      }
+  }
+
+  void plan() {
+    if (!(job_.kurtosis || job_.any_pairwise())) return;
+    es_max_ = 1;
+    bool first = true;
+    uniform_ = true;
+    for (const auto& t : job_.tensors)
+      for (const auto& s : t.sources) {
+        es_max_ = std::max(es_max_, dtype_size(s.dtype));
+        if (first) dtype_ = s.dtype, first = false;
+        else uniform_ &= s.dtype == dtype_;
+      }
+    // Chunk elements per model so that N x chunk x 4 bytes ~ chunkBytes (as the CPU); 64 Mi cap.
+    uint64_t chunk = std::max<uint64_t>(1, job_.chunk_bytes / (uint64_t(N_) * 4));
+    chunk = std::min<uint64_t>(chunk, 1ull << 26);
+    Batch cur;
+    for (size_t t = 0; t < T_; ++t) {
+      const auto& ten = job_.tensors[t];
+      uint64_t esz = 0;
+      for (const auto& s : ten.sources) esz += dtype_size(s.dtype);
+      for (uint64_t pos = 0, n = ten.numel(); pos < n;) {
+        const uint64_t take = std::min(n - pos, chunk - cur.elems);
+        cur.segs.push_back({t, pos, take, cur.elems});
+        cur.elems += take;
+        cur.bytes += take * esz;
+        pos += take;
+        if (cur.elems == chunk) batches_.push_back(std::move(cur)), cur = Batch{};
+      }
+    }
+    if (!cur.segs.empty()) batches_.push_back(std::move(cur));
+    uint64_t largest = 1;
+    for (const auto& b : batches_) largest = std::max(largest, b.elems);
+    ld_ = (largest + 3) / 4 * 4;
+    slot_ = ld_ * es_max_;
+  }
+
+  // Model k's part of a batch, as stored, into its slot of the pinned staging buffer.
+  void read_model(const Batch& batch, size_t k, unsigned char* stage) {
+    unsigned char* slot = stage + k * slot_;
+    for (const Segment& sg : batch.segs) {
+      const jobs::Tensor& t = job_.tensors[sg.tensor];
+      const jobs::Source& s = t.sources[k];
+      const size_t es = dtype_size(s.dtype);
+      files_[s.file].read_exact(s.offset + sg.elem_begin * es, slot + sg.x_offset * es, size_t(sg.count * es), t.name);
+    }
+  }
+
+  // Reads every model's part with up to `readers_` threads (pread is thread-safe).
+  void read_batch(const Batch& batch, unsigned char* stage) {
+    const unsigned n = unsigned(std::min<size_t>(readers_, N_));
+    if (n <= 1 || batch.bytes < (1u << 20)) {
+      for (size_t k = 0; k < N_; ++k) read_model(batch, k, stage);
+    } else {
+      std::atomic<size_t> next{0};
+      FirstError err;
+      auto work = [&] {
+        try {
+          for (size_t k; !err.has() && (k = next.fetch_add(1)) < N_;) read_model(batch, k, stage);
+        } catch (...) {
+          err.capture_current();
+        }
+      };
+      std::vector<std::thread> pool;
+      for (unsigned i = 1; i < n; ++i) {
+        try {
+          pool.emplace_back(work);
+        } catch (...) {
+          break;
+        }
+      }
+      work();
+      for (auto& th : pool) th.join();
+      if (auto e = err.get()) throw *e;
+    }
+    bytes_read_ += batch.bytes;
+  }
+
+  void gpu_pass() {
+    const size_t NN = N_ * N_, S = job_.per_tensor ? T_ : 1;
+    PairFlags flags;
+    flags.sumsq = job_.sumsq, flags.sumabs = job_.sumabs, flags.maxabs = job_.maxabs, flags.dot = job_.dot;
+    const bool pairwise = flags.any();
+    const bool direct_f32 = uniform_ && dtype_ == DType::F32;  // the kernels read the copy itself
+    readers_ = job_.threads ? job_.threads : std::max(1u, std::thread::hardware_concurrency());
+    readers_ = std::min(readers_, 64u);
+
+    PairwisePlan pplan;
+    if (pairwise) pplan = pairwise_plan(N_, dev_.sm_count, dev_.max_smem_optin);
+    Stream copy, compute;
+    Event copied[2], computed[2];
+    PinnedBuffer stage[2] = {PinnedBuffer(N_ * slot_, "staging buffer"), PinnedBuffer(N_ * slot_, "staging buffer")};
+    DeviceBuffer raw[2] = {DeviceBuffer(N_ * slot_, "chunk buffer"), DeviceBuffer(N_ * slot_, "chunk buffer")};
+    DeviceBuffer f32(pairwise && !direct_f32 ? N_ * ld_ * sizeof(float) : 0, "float32 chunk buffer");
+    DeviceBuffer macc(job_.kurtosis ? T_ * N_ * sizeof(MState) : 0, "moments accumulators");
+    DeviceBuffer mscratch(job_.kurtosis ? moments_scratch(N_, ld_, dev_.sm_count) * sizeof(MState) : 0,
+                          "moments partials");
+    DeviceBuffer pacc(pairwise ? S * 4 * NN * sizeof(double) : 0, "pairwise accumulators");
+    DeviceBuffer pscratch(pairwise ? pairwise_scratch(pplan) * sizeof(double) : 0, "pairwise partials");
+    DrainStreams drain{copy.get(), compute.get()};  // destroyed first: waits before buffers go
+    if (macc.bytes()) check(cudaMemsetAsync(macc.as<void>(), 0, macc.bytes(), compute.get()), "cudaMemsetAsync");
+    if (pacc.bytes()) check(cudaMemsetAsync(pacc.as<void>(), 0, pacc.bytes(), compute.get()), "cudaMemsetAsync");
+
+    auto last = std::chrono::steady_clock::now();
+    for (size_t b = 0; b < batches_.size(); ++b) {
+      const Batch& batch = batches_[b];
+      const int s = int(b & 1);
+      if (cancelled()) throw stats::Aborted{};
+      // Staging s is free once the copy of batch b-2 has finished.
+      if (b >= 2) check(cudaEventSynchronize(copied[s].get()), "cudaEventSynchronize");
+      read_batch(batch, stage[s].data());
+      // The device buffer s is free once batch b-2's kernels are done with it.
+      if (b >= 2) check(cudaStreamWaitEvent(copy.get(), computed[s].get(), 0), "cudaStreamWaitEvent");
+      check(cudaMemcpy2DAsync(raw[s].as<void>(), slot_, stage[s].data(), slot_, size_t(batch.elems * es_max_), N_,
+                              cudaMemcpyHostToDevice, copy.get()),
+            "cudaMemcpy2DAsync (host to device)");
+      check(cudaEventRecord(copied[s].get(), copy.get()), "cudaEventRecord");
+      check(cudaStreamWaitEvent(compute.get(), copied[s].get(), 0), "cudaStreamWaitEvent");
+      unsigned char* dev = raw[s].as<unsigned char>();
+      if (job_.kurtosis) {
+        for (const Segment& sg : batch.segs) {
+          const auto& src = job_.tensors[sg.tensor].sources;
+          for (size_t k0 = 0, k1; k0 < N_; k0 = k1) {  // runs of models storing the same dtype
+            const DType dt = src[k0].dtype;
+            for (k1 = k0 + 1; k1 < N_ && src[k1].dtype == dt; ++k1) {}
+            const size_t es = dtype_size(dt);
+            moments_accumulate(dt, dev + k0 * slot_ + sg.x_offset * es, k1 - k0, size_t(sg.count), slot_ / es,
+                               mscratch.as<MState>(), macc.as<MState>() + sg.tensor * N_ + k0, dev_.sm_count,
+                               compute.get());
+          }
+        }
+      }
+      if (pairwise) {
+        const float* x = direct_f32 ? raw[s].as<float>() : f32.as<float>();
+        if (!direct_f32) {
+          if (uniform_) {
+            convert_to_f32(dtype_, dev, f32.as<float>(), size_t(N_ * ld_), compute.get());
+          } else {
+            for (const Segment& sg : batch.segs)
+              for (size_t k = 0; k < N_; ++k) {
+                const DType dt = job_.tensors[sg.tensor].sources[k].dtype;
+                convert_to_f32(dt, dev + k * slot_ + sg.x_offset * dtype_size(dt),
+                               f32.as<float>() + k * ld_ + sg.x_offset, size_t(sg.count), compute.get());
+              }
+          }
+        }
+        double* acc = pacc.as<double>();
+        if (job_.per_tensor) {
+          for (const Segment& sg : batch.segs)
+            pairwise_accumulate(pplan, flags, x + sg.x_offset, size_t(sg.count), size_t(ld_), pscratch.as<double>(),
+                                acc + sg.tensor * 4 * NN, compute.get());
+        } else {
+          pairwise_accumulate(pplan, flags, x, size_t(batch.elems), size_t(ld_), pscratch.as<double>(), acc,
+                              compute.get());
+        }
+      }
+      check(cudaEventRecord(computed[s].get(), compute.get()), "cudaEventRecord");
+      const auto now = std::chrono::steady_clock::now();
+      if (progress_ && now - last >= std::chrono::milliseconds(50)) {
+        last = now;
+        progress_(bytes_read_.load(), total_);
+      }
+    }
+    check(cudaStreamSynchronize(compute.get()), "kernels (cudaStreamSynchronize)");
+    if (job_.kurtosis) {
+      moments_.resize(T_ * N_);
+      check(cudaMemcpy(moments_.data(), macc.as<void>(), macc.bytes(), cudaMemcpyDeviceToHost), "cudaMemcpy (moments)");
+    }
+    if (pairwise) {
+      pairs_.resize(S * 4 * NN);
+      check(cudaMemcpy(pairs_.data(), pacc.as<void>(), pacc.bytes(), cudaMemcpyDeviceToHost), "cudaMemcpy (pairwise)");
+    }
+  }
+
+  void finish() {
+    const size_t NN = N_ * N_, S = job_.per_tensor ? T_ : 1;
+    auto take = [&](std::vector<double>& v, int metric, bool diag_zero) {
+      v.assign(S * NN, 0.0);
+      for (size_t s = 0; s < S; ++s) {
+        const double* a = pairs_.data() + (s * 4 + size_t(metric)) * NN;
+        double* o = v.data() + s * NN;
+        for (size_t i = 0; i < N_; ++i) {
+          o[i * N_ + i] = diag_zero ? 0.0 : a[i * N_ + i];
+          for (size_t j = i + 1; j < N_; ++j) o[i * N_ + j] = o[j * N_ + i] = a[i * N_ + j];
+        }
+      }
+    };
+    if (!pairs_.empty()) {
+      if (job_.sumsq) take(out_.sumsq, 0, true);
+      if (job_.sumabs) take(out_.sumabs, 1, true);
+      if (job_.maxabs) take(out_.maxabs, 2, true);
+      if (job_.dot) take(out_.dot, 3, false);
+    } else {
+      // Nothing to read (every tensor empty): zeros, as the CPU runner.
+      if (job_.sumsq) out_.sumsq.assign(S * NN, 0.0);
+      if (job_.sumabs) out_.sumabs.assign(S * NN, 0.0);
+      if (job_.maxabs) out_.maxabs.assign(S * NN, 0.0);
+      if (job_.dot) out_.dot.assign(S * NN, 0.0);
+    }
+    if (job_.kurtosis) {
+      const size_t M = T_ * N_;
+      moments_.resize(M, MState{0, 0, 0, 0, 0, 0});
+      out_.n.resize(M), out_.nonfinite.resize(M), out_.mean.resize(M), out_.m2.resize(M), out_.kurtosis.resize(M);
+      for (size_t i = 0; i < M; ++i) {
+        const MState& m = moments_[i];
+        out_.n[i] = m.n;
+        out_.nonfinite[i] = m.nonfinite;
+        out_.mean[i] = m.n > 0 ? m.mean : std::numeric_limits<double>::quiet_NaN();
+        out_.m2[i] = m.m2;
+        out_.kurtosis[i] = mstate_kurtosis(m);
+      }
+    }
+  }
+
+  const jobs::StatsJob& job_;
+  std::shared_ptr<std::atomic<bool>> cancel_;
+  const std::function<void(uint64_t, uint64_t)>& progress_;
+  size_t N_, T_;
+  DeviceInfo dev_;
+  std::vector<io::FileReader> files_;
+  std::vector<Batch> batches_;
+  size_t es_max_ = 4;
+  bool uniform_ = true;
+  DType dtype_ = DType::F32;
+  uint64_t ld_ = 4, slot_ = 16;
+  unsigned readers_ = 1;
+  std::vector<MState> moments_;
+  std::vector<double> pairs_;
+  std::atomic<uint64_t> bytes_read_{0};
+  uint64_t total_ = 0;
+  jobs::StatsOutput out_;
+};
+
+}  // namespace
+
+uint64_t planned_bytes(const jobs::StatsJob& job) {
+  uint64_t total = 0;
+  if (job.kurtosis || job.any_pairwise()) total += job.total_bytes();
+  if (job.rank)
+    for (const auto& t : job.tensors)
+      if (rank_eligible(t)) total += tensor_bytes(t);
+  return total;
+}
+
+jobs::StatsOutput run_cuda_stats(const jobs::StatsJob& job, const std::shared_ptr<std::atomic<bool>>& cancel,
+                                 const std::function<void(uint64_t, uint64_t)>& progress) {
+  Pipeline p(job, cancel, progress);
+  return p.run();
+}
+
+}  // namespace mother::cuda
