@@ -193,11 +193,16 @@ def family_tree(S, idx, w, lora, variant=None):
         D = Dft
     edges = prim(D)
     # direction: a child is its parent plus an update roughly independent of it, so its squared
-    # norm grows by about the update's squared size: score = (|c|^2 - |p|^2) / |c - p|^2
-    nrm = np.einsum("tii->ti", S["dot"])[:, idx]
-    dn = (nrm * w[:, None]).sum(0)
+    # norm grows by about the update's squared size: score = (|c|^2 - |p|^2) / |c - p|^2, on weights
+    # centred per tensor (a LayerNorm gain sitting at 1 is an offset, not spread)
+    numel = np.array([t["numel"] for t in S["tensors"]], dtype=float)
+    mu = S["mean"][:, idx]
+    dm2 = (S["m2"][:, idx] * w[:, None]).sum(0)
+    csq = ((sub(S["sumsq"]) - numel[:, None, None] * (mu[:, :, None] - mu[:, None, :]) ** 2) * w[:, None, None]).sum(0)
+    if variant.get("dir") == "raw":
+        dm2 = (np.einsum("tii->ti", S["dot"])[:, idx] * w[:, None]).sum(0); csq = sumsq
     with np.errstate(invalid="ignore", divide="ignore"):
-        sc = (dn[None, :] - dn[:, None]) / sumsq
+        sc = (dm2[None, :] - dm2[:, None]) / csq
     sc = np.nan_to_num(np.clip(sc, -1, 1))
     if variant.get("dir") == "kurt":
         k = np.nanmean(S["kurtosis"][:, idx], 0); sc = np.sign(k[:, None] - k[None, :])
@@ -252,7 +257,7 @@ if __name__ == "__main__":
             mem = [i for i in range(S["N"]) if tf[i] == r]
             for k, v in paper(S, mem, s == "lora").items(): pp[k] = v
         print(f"{s:6s} paper : edge {edge_acc(truth, pp):.3f} undirected {undirected_acc(truth, pp):.3f} ARI {ari(tf, families_of(pp)):.3f} (true clusters, LoRA flag given)")
-        for name, var in [("ours", {}), ("ours rel-dist", {"dist": "rel"}), ("ours kurt-dir", {"dir": "kurt"})]:
+        for name, var in [("ours", {}), ("ours rel-dist", {"dist": "rel"}), ("ours kurt-dir", {"dir": "kurt"}), ("ours raw-norm", {"dir": "raw"})]:
             par, fams, info = ours(S, variant=var)
             print(f"{s:6s} {name:14s}: edge {edge_acc(truth, par):.3f} undirected {undirected_acc(truth, par):.3f} ARI {ari(tf, families_of(par)):.3f} lora={[f['lora'] for f in info]}")
         par, conf = bootstrap_conf(S)

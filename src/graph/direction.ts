@@ -2,9 +2,10 @@
  * Direction without the training stage. A child is its parent plus an update that is roughly
  * independent of it, so its squared norm grows by about the update's own squared size:
  *   score(p -> c) = (|c|^2 - |p|^2) / |c - p|^2 = 1 + 2<p, c-p>/|c-p|^2,
- * antisymmetric, scale-free, ~ +1 for a child, ~ -1 for a parent (clipped to [-1, 1]). Measured on
- * the zoo it agrees with every true edge of ft, lora and chain, where kurtosis agrees with 80%, 62%
- * and 57% of the tensors (chain: continued pre-training raises kurtosis, fine-tuning lowers it).
+ * antisymmetric, scale-free, ~ +1 for a child, ~ -1 for a parent (clipped to [-1, 1]). Weights are
+ * centred per tensor first (sqNorm = sum of m2, sumsq less numel * mean difference^2), so a
+ * LayerNorm gain sitting at 1 counts as an offset, not as spread. On the zoo it is positive on
+ * every true edge of ft, lora and chain; kurtosis is not (see docs/method.md).
  * Evidence is pooled over the whole family: the undirected tree is rooted where the summed score
  * of all edges, oriented away from the root, is largest.
  */

@@ -39,7 +39,7 @@ function checkOptions(o: GraphOptions): Required<Omit<GraphOptions, 'families'>>
 function buildTree(stats: TensorStats, idx: number[], w: Float64Array, lora: boolean, method: 'mother' | 'paper', lambda: number): Built {
   const n = idx.length, N = stats.ids.length;
   if (n === 1) return { parent: Int32Array.of(-1), D: new Float64Array(1) };
-  const { D: dft, sumsq } = ftDistance(stats, idx, w);
+  const { D: dft } = ftDistance(stats, idx, w);
   if (method === 'paper') {
     const D = lora ? paperLoraDistance(stats, idx, w) : paperFtDistance(stats, idx, w);
     // Kurtosis pooled over the square 2-D tensors; K = 1 where the child would have the higher one.
@@ -61,11 +61,21 @@ function buildTree(stats: TensorStats, idx: number[], w: Float64Array, lora: boo
     return { parent: minDirectedSpanningTree(n, M).parent, D };
   }
   const D = lora ? loraDistance(stats, idx, w, dft) : dft;
-  const sq = new Float64Array(n);
-  idx.forEach((m, a) => {
-    for (let t = 0; t < w.length; t++) if (w[t]) sq[a] += w[t] * stats.dot[(t * N + m) * N + m];
-  });
-  const { parent, total } = orientTree(n, minSpanningTree(n, D), normGrowthScore(sq, sumsq, n));
+  // Norm growth on weights centred per tensor (a LayerNorm gain sitting at 1 is an offset, not spread).
+  const spread = new Float64Array(n), csq = new Float64Array(n * n);
+  for (let t = 0; t < w.length; t++) {
+    if (!w[t]) continue;
+    const numel = stats.tensors[t].numel;
+    for (let a = 0; a < n; a++) {
+      spread[a] += w[t] * stats.m2[t * N + idx[a]];
+      const ma = stats.mean[t * N + idx[a]];
+      for (let b = 0; b < n; b++) {
+        const dm = ma - stats.mean[t * N + idx[b]];
+        csq[a * n + b] += w[t] * (stats.sumsq[(t * N + idx[a]) * N + idx[b]] - numel * dm * dm);
+      }
+    }
+  }
+  const { parent, total } = orientTree(n, minSpanningTree(n, D), normGrowthScore(spread, csq, n));
   return { parent, D, rootTotals: total };
 }
 
