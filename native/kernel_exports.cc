@@ -43,11 +43,13 @@ bool parse_isa(const std::string& s, Isa* out) {
 struct IsaScope {
   Isa prev;
   bool active = false;
-  IsaScope(const Napi::CallbackInfo& info, size_t idx, const char* fn) : prev(active_isa()) {
-    if (info.Length() <= idx || info[idx].IsUndefined() || info[idx].IsNull()) return;
+  IsaScope(const Napi::CallbackInfo& info, size_t idx, const char* fn)
+      : IsaScope(info.Env(), info.Length() > idx ? info[idx] : info.Env().Undefined(), fn) {}
+  IsaScope(Napi::Env env, Napi::Value v, const char* fn) : prev(active_isa()) {
+    if (v.IsUndefined() || v.IsNull()) return;
     Isa want;
-    if (!info[idx].IsString() || !parse_isa(info[idx].As<Napi::String>().Utf8Value(), &want))
-      type_error(info.Env(), std::string(fn) + ": isa must be 'scalar', 'sse2', 'avx2', 'avx512' or 'neon'");
+    if (!v.IsString() || !parse_isa(v.As<Napi::String>().Utf8Value(), &want))
+      type_error(env, std::string(fn) + ": isa must be 'scalar', 'sse2', 'avx2', 'avx512' or 'neon'");
     force_isa(want);
     active = true;
   }
@@ -197,7 +199,7 @@ Napi::Value PairwiseFn(const Napi::CallbackInfo& info) {
   return r;
 }
 
-// rank(a, b, rows, cols, dtype, options?: { noise?, exactLimit?, maxRank?, seed? }) -> number
+// rank(a, b, rows, cols, dtype, options?: { noise?, exactLimit?, maxRank?, seed?, isa? }) -> number
 // (NaN when a or b holds NaN/Inf). The kernel is float32: F64 data is rounded first, so its
 // unit roundoff counts as float32's.
 Napi::Value RankFn(const Napi::CallbackInfo& info) {
@@ -227,6 +229,7 @@ Napi::Value RankFn(const Napi::CallbackInfo& info) {
     if (o.Has("maxRank") && !o.Get("maxRank").IsUndefined()) opt.max_rank = size_t(num("maxRank", 1, 1e9));
     if (o.Has("seed") && !o.Get("seed").IsUndefined()) opt.seed = uint64_t(num("seed", 0, 9007199254740991.0));
   }
+  IsaScope scope(env, info.Length() > 5 && info[5].IsObject() ? info[5].As<Napi::Object>().Get("isa") : env.Undefined(), "rank");
   std::vector<float> sa, sb;
   const float* pa = as_f32(a, t, sa);
   const float* pb = as_f32(b, t, sb);

@@ -6,6 +6,8 @@ import type { ComputeDType, CpuAddon, KernelExports } from '../src/native.js';
 export type Kernels = KernelExports & {
   pairwise(data: Uint8Array[], dtype: ComputeDType, isa?: string,
            options?: { metrics?: string[]; rowBegin?: number; rowEnd?: number }): ReturnType<KernelExports['pairwise']>;
+  rank(a: Uint8Array, b: Uint8Array, rows: number, cols: number, dtype: ComputeDType,
+       options?: { noise?: number; exactLimit?: number; maxRank?: number; seed?: number; isa?: string }): number;
   readBandwidth(bytes: number, threads?: number, passes?: number): number;
 };
 
