@@ -163,18 +163,23 @@ async function openSharded(id: string, dir: string): Promise<Model> {
     }),
   );
   const headers = await Promise.all(paths.map((p) => readHeader(p)));
-  const tensors = new Map<string, TensorInfo>();
+  // Duplicates first (over all shards), then agreement with the index, so each error says the root cause.
   const holder = new Map<string, string>();
   headers.forEach((h, k) => {
-    const shard = shardNames[k]!;
     for (const t of h.tensors) {
       const other = holder.get(t.name);
       if (other !== undefined)
-        throw new ShardError('E_SHARD_DUPLICATE', `tensor "${t.name}" is in two shards of ${dir}: ${other} and ${shard}`, {
+        throw new ShardError('E_SHARD_DUPLICATE', `tensor "${t.name}" is in two shards of ${dir}: ${other} and ${shardNames[k]!}`, {
           file: h.path,
           tensor: t.name,
         });
-      holder.set(t.name, shard);
+      holder.set(t.name, shardNames[k]!);
+    }
+  });
+  const tensors = new Map<string, TensorInfo>();
+  headers.forEach((h, k) => {
+    const shard = shardNames[k]!;
+    for (const t of h.tensors) {
       const listed = weightMap[t.name];
       if (listed !== shard)
         throw new ShardError(
