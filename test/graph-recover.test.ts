@@ -121,3 +121,13 @@ describe('graph building blocks', () => {
     expect(Math.max(...total)).toBe(total[root]);
   });
 });
+
+describe('degenerate inputs', () => {
+  it('warns when models are identical on the compared tensors', () => {
+    const w = synthWeights({ parents: [null, 0, 0], seed: 11 });
+    w.push(w[1].map((t) => Float64Array.from(t)));
+    const r = recoverGraph(statsOf(w, false), { bootstrap: 0 });
+    expect(r.warnings.join(' ')).toMatch(/m1 = m3/);
+    expect(r.parent.filter((p) => p === null)).toHaveLength(1);
+  });
+});

@@ -108,6 +108,11 @@ export function recoverGraph(stats: TensorStats, options: GraphOptions = {}): Gr
       if (lora) warnings.push(`family ${f}: LoRA detected (median rank fraction ${v.rankFraction.toFixed(3)} of full rank over ${v.pairs} nearest-neighbour pairs); using the rank distance`);
     }
     const built = buildTree(stats, idx, base, lora, opt.method, opt.lambda);
+    const n = idx.length;
+    const twins: string[] = [];
+    for (let a = 0; a < n; a++) for (let b = a + 1; b < n; b++) if (!(built.D[a * n + b] > 0)) twins.push(`${stats.ids[idx[a]]} = ${stats.ids[idx[b]]}`);
+    if (twins.length)
+      warnings.push(`family ${f}: ${twins.length} pair(s) of models are identical on the compared tensors, so their order is arbitrary (${twins.slice(0, 3).join(', ')}${twins.length > 3 ? ', ...' : ''})`);
     let root = idx[0];
     built.parent.forEach((p, a) => {
       parent[idx[a]] = p < 0 ? null : idx[p];
