@@ -265,6 +265,12 @@ describe('error mapping', () => {
     expect(debug.stderr.text.startsWith('mother: internal error: cannot read properties of undefined\nTypeError: cannot read')).toBe(true);
     expect(debug.stderr.text).toContain('cli.test.ts');
   });
+  it('a coded environment error -> exit 1 without the "internal error" label', async () => {
+    const err = Object.assign(new Error('mother-tree: the CPU addon is not built (looked for x)'), { code: 'E_NATIVE_LOAD' });
+    const { ctx, stderr } = context();
+    expect(await runCliWith(['recover', 'm'], ctx, thrower(err))).toBe(1);
+    expect(stderr.text).toBe('mother: mother-tree: the CPU addon is not built (looked for x) (set MOTHER_DEBUG=1 for the stack trace)\n');
+  });
   it('cancellation -> exit 130, "cancelled"', async () => {
     const abort = new DOMException('This operation was aborted', 'AbortError');
     const { ctx, stderr } = context();

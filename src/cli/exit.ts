@@ -1,7 +1,8 @@
 /**
  * Error -> exit code and the one line on stderr.
  *   0  ok
- *   1  internal error (a bug): message, plus the stack when MOTHER_DEBUG=1
+ *   1  any other failure: a coded error of the environment (e.g. E_NATIVE_LOAD: addon not built)
+ *      or an internal error (a bug); the stack only when MOTHER_DEBUG=1
  *   2  bad input: usage errors and MotherErrors whose code says the input is at fault
  * 130  cancelled (Ctrl-C), as shells report SIGINT
  */
@@ -58,6 +59,9 @@ export function describeError(err: unknown, debug: boolean): string {
   if (typeof e.code === 'string' && e.code !== 'E_USAGE' && isBadInput(err)) msg += ` [${e.code}]`;
   if (typeof e.hint === 'string') msg += `; ${e.hint}`;
   if (isBadInput(err)) return `mother: ${oneLine(msg)}\n`;
-  if (debug && typeof e.stack === 'string') return `mother: internal error: ${oneLine(msg)}\n${e.stack}\n`;
-  return `mother: internal error: ${oneLine(msg)} (set MOTHER_DEBUG=1 for the stack trace)\n`;
+  // A coded error (addon not built, CUDA failure) is a known failure of the environment; an
+  // error without a code is a bug in mother itself, and says so.
+  const label = typeof e.code === 'string' && e.code.startsWith('E_') ? '' : 'internal error: ';
+  if (debug && typeof e.stack === 'string') return `mother: ${label}${oneLine(msg)}\n${e.stack}\n`;
+  return `mother: ${label}${oneLine(msg)} (set MOTHER_DEBUG=1 for the stack trace)\n`;
 }

@@ -85,10 +85,21 @@ export function installInterruptHandler(
   });
 }
 
+/**
+ * Exit now, even while a threadpool thread is stuck (native work, a blocked read): process.exit()
+ * would wait for it, since libuv joins its threadpool at exit. Dying of the re-raised SIGINT skips
+ * that and is what shells expect (they report 128 + 2 = 130).
+ */
+function forceExit(code: number): void {
+  if (process.platform === 'win32') process.exit(code);
+  process.removeAllListeners('SIGINT');
+  process.kill(process.pid, 'SIGINT');
+}
+
 /** The process entry point: real streams, SIGINT, broken pipes. */
 async function main(): Promise<void> {
   const controller = new AbortController();
-  installInterruptHandler(process, controller, (code) => process.exit(code));
+  installInterruptHandler(process, controller, forceExit);
   // `mother recover ... | head`: a closed pipe is the reader's choice, not an error.
   process.stdout.on('error', (err: NodeJS.ErrnoException) => {
     if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0);

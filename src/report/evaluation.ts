@@ -95,6 +95,7 @@ function listIds(ids: string[], max = 5): string {
 }
 
 export function evaluate(truth: ParentRow[], predicted: ParentRow[], names = { truth: 'truth', result: 'result' }): Evaluation {
+  if (truth.length === 0) throw new EvalInputError('E_INPUT_FORMAT', `${names.truth} lists no models`);
   const index = new Map(truth.map((r, i) => [r.id, i]));
   const predById = new Map(predicted.map((r) => [r.id, r]));
   const missing = truth.filter((r) => !predById.has(r.id)).map((r) => r.id);
