@@ -133,7 +133,9 @@ class Pipeline {
       const jobs::Tensor& t = job_.tensors[sg.tensor];
       const jobs::Source& s = t.sources[k];
       const size_t es = dtype_size(s.dtype);
-      files_[s.file].read_exact(s.offset + sg.elem_begin * es, slot + sg.x_offset * es, size_t(sg.count * es), t.name);
+      // Element slots are es_max_ wide, so tensors of different dtypes in one batch never overlap.
+      files_[s.file].read_exact(s.offset + sg.elem_begin * es, slot + sg.x_offset * es_max_, size_t(sg.count * es),
+                                t.name);
     }
   }
 
@@ -215,7 +217,7 @@ class Pipeline {
             const DType dt = src[k0].dtype;
             for (k1 = k0 + 1; k1 < N_ && src[k1].dtype == dt; ++k1) {}
             const size_t es = dtype_size(dt);
-            moments_accumulate(dt, dev + k0 * slot_ + sg.x_offset * es, k1 - k0, size_t(sg.count), slot_ / es,
+            moments_accumulate(dt, dev + k0 * slot_ + sg.x_offset * es_max_, k1 - k0, size_t(sg.count), slot_ / es,
                                mscratch.as<MState>(), macc.as<MState>() + sg.tensor * N_ + k0, dev_.sm_count,
                                compute.get());
           }
@@ -230,7 +232,7 @@ class Pipeline {
             for (const Segment& sg : batch.segs)
               for (size_t k = 0; k < N_; ++k) {
                 const DType dt = job_.tensors[sg.tensor].sources[k].dtype;
-                convert_to_f32(dt, dev + k * slot_ + sg.x_offset * dtype_size(dt),
+                convert_to_f32(dt, dev + k * slot_ + sg.x_offset * es_max_,
                                f32.as<float>() + k * ld_ + sg.x_offset, size_t(sg.count), compute.get());
               }
           }
