@@ -61,7 +61,7 @@ export function describeError(err: unknown, debug: boolean): string {
   if (isBadInput(err)) return `mother: ${oneLine(msg)}\n`;
   // A coded error (addon not built, CUDA failure) is a known failure of the environment; an
   // error without a code is a bug in mother itself, and says so.
-  const label = typeof e.code === 'string' && e.code.startsWith('E_') ? '' : 'internal error: ';
+  const label = typeof e.code === 'string' && e.code.startsWith('E_') && e.code !== 'E_INTERNAL' ? '' : 'internal error: ';
   if (debug && typeof e.stack === 'string') return `mother: ${label}${oneLine(msg)}\n${e.stack}\n`;
   return `mother: ${label}${oneLine(msg)} (set MOTHER_DEBUG=1 for the stack trace)\n`;
 }

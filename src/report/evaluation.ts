@@ -10,6 +10,7 @@
  *   predicted parents.
  */
 import { printable } from './text.js';
+import { InputError } from '../errors.js';
 import { adjustedRandIndex, edgeAccuracy, undirectedAccuracy } from '../graph/eval.js';
 
 export interface ParentRow {
@@ -40,31 +41,19 @@ export interface Evaluation {
   wrong: WrongEdge[];
 }
 
-/** Bad truth/result files: exit 2 (E_INPUT_ prefix). */
-export class EvalInputError extends Error {
-  readonly code: string;
-  readonly file: string | undefined;
-  constructor(code: string, message: string, file?: string) {
-    super(message);
-    this.name = 'EvalInputError';
-    this.code = code;
-    this.file = file;
-  }
-}
-
 /** Reads `{"models":[{"id","parent",...}]}` (truth.json or a mother JSON report) from parsed JSON. */
 export function parentRows(json: unknown, what: string, file?: string): ParentRow[] {
   const models = (json as { models?: unknown } | null)?.models;
-  if (!Array.isArray(models)) throw new EvalInputError('E_INPUT_FORMAT', `${what} has no "models" array`, file);
+  if (!Array.isArray(models)) throw new InputError('E_INPUT_FORMAT', `${what} has no "models" array`, { file });
   const seen = new Set<string>();
   return models.map((row, i) => {
     const r = row as { id?: unknown; parent?: unknown; family?: unknown } | null;
-    if (!r || typeof r.id !== 'string') throw new EvalInputError('E_INPUT_FORMAT', `${what}: models[${i}] has no string "id"`, file);
-    if (seen.has(r.id)) throw new EvalInputError('E_INPUT_FORMAT', `${what}: model id '${r.id}' appears twice`, file);
+    if (!r || typeof r.id !== 'string') throw new InputError('E_INPUT_FORMAT', `${what}: models[${i}] has no string "id"`, { file });
+    if (seen.has(r.id)) throw new InputError('E_INPUT_FORMAT', `${what}: model id '${r.id}' appears twice`, { file });
     seen.add(r.id);
     const parent = r.parent ?? null;
     if (parent !== null && typeof parent !== 'string')
-      throw new EvalInputError('E_INPUT_FORMAT', `${what}: model '${r.id}' has a "parent" that is neither a string nor null`, file);
+      throw new InputError('E_INPUT_FORMAT', `${what}: model '${r.id}' has a "parent" that is neither a string nor null`, { file });
     const out: ParentRow = { id: r.id, parent };
     if (typeof r.family === 'number' && Number.isInteger(r.family)) out.family = r.family;
     return out;
@@ -95,7 +84,7 @@ function listIds(ids: string[], max = 5): string {
 }
 
 export function evaluate(truth: ParentRow[], predicted: ParentRow[], names = { truth: 'truth', result: 'result' }): Evaluation {
-  if (truth.length === 0) throw new EvalInputError('E_INPUT_FORMAT', `${names.truth} lists no models`);
+  if (truth.length === 0) throw new InputError('E_INPUT_FORMAT', `${names.truth} lists no models`);
   const index = new Map(truth.map((r, i) => [r.id, i]));
   const predById = new Map(predicted.map((r) => [r.id, r]));
   const missing = truth.filter((r) => !predById.has(r.id)).map((r) => r.id);
@@ -104,11 +93,11 @@ export function evaluate(truth: ParentRow[], predicted: ParentRow[], names = { t
     const parts: string[] = [];
     if (missing.length) parts.push(`${names.result} lacks ${missing.length} model(s) of ${names.truth}: ${listIds(missing)}`);
     if (extra.length) parts.push(`${names.result} has ${extra.length} model(s) not in ${names.truth}: ${listIds(extra)}`);
-    throw new EvalInputError('E_INPUT_MISMATCH', parts.join('; '));
+    throw new InputError('E_INPUT_MISMATCH', parts.join('; '));
   }
   for (const r of truth)
     if (r.parent !== null && !index.has(r.parent))
-      throw new EvalInputError('E_INPUT_FORMAT', `${names.truth}: parent '${r.parent}' of '${r.id}' is not a model of ${names.truth}`);
+      throw new InputError('E_INPUT_FORMAT', `${names.truth}: parent '${r.parent}' of '${r.id}' is not a model of ${names.truth}`);
 
   // -1: a predicted parent that names no model; never equal to a true parent.
   const toIndex = (p: string | null): number | null => (p === null ? null : (index.get(p) ?? -1));

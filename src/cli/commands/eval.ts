@@ -3,11 +3,11 @@ import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import {
   evaluate,
-  EvalInputError,
   formatEvaluationJson,
   formatEvaluationText,
   parentRows,
 } from '../../report/evaluation.js';
+import { InputError } from '../../errors.js';
 import { nonEmpty, oneOf, parseCommand, UsageError, type OptionSpec } from '../args.js';
 import type { CliContext } from '../context.js';
 
@@ -40,12 +40,12 @@ export async function readJsonFile(path: string, what: string, signal?: AbortSig
   } catch (err) {
     if ((err as Error).name === 'AbortError') throw err;
     const code = (err as { code?: string }).code ?? 'error';
-    throw new EvalInputError('E_INPUT_READ', `cannot read ${what} ${path} (${code})`, path);
+    throw new InputError('E_INPUT_READ', `cannot read ${what} ${path} (${code})`, { file: path });
   }
   try {
     return JSON.parse(text);
   } catch (err) {
-    throw new EvalInputError('E_INPUT_JSON', `${what} ${path} is not valid JSON: ${(err as Error).message}`, path);
+    throw new InputError('E_INPUT_JSON', `${what} ${path} is not valid JSON: ${(err as Error).message}`, { file: path });
   }
 }
 

@@ -35,7 +35,10 @@ Method
   --square-only     only 2-D square tensors, as the paper does
   --min-elements N  skip tensors with fewer elements (default 1)
 
-Colour follows the terminal; set NO_COLOR=1 to turn it off. Ctrl-C cancels.
+Formats: text draws each family as a tree ([low] marks confidence < 0.5); json has the rows of a
+zoo truth.json (id, path, parent) plus confidence, family, kurtosis; dot and mermaid draw doubtful
+edges dashed; newick writes one tree per family with branch length = 1 - confidence.
+Colour only on a terminal, and never with NO_COLOR set. Ctrl-C cancels; a second Ctrl-C quits at once.
 Exit codes: 0 ok, 1 internal error, 2 bad input or usage, 130 cancelled.
 `;
 
