@@ -88,7 +88,7 @@ StatsJob parse_job(const Napi::Value& value) {
       bad("E_JOB_RANGE", "rankNoise", "must be a finite number >= 0, received " + describe(rn));
   }
   Napi::Value rl = o.Get("rankExactLimit");
-  if (!rl.IsUndefined()) job.rank_exact_limit = size_t(need_uint(rl, "rankExactLimit", 0, 1u << 20));
+  if (!rl.IsUndefined()) job.rank_exact_limit = size_t(need_uint(rl, "rankExactLimit", 1, 1u << 20));
   Napi::Value rm = o.Get("rankMaxRank");
   if (!rm.IsUndefined()) job.rank_max_rank = size_t(need_uint(rm, "rankMaxRank", 1, 1u << 20));
   Napi::Value dev = o.Get("device");

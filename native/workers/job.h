@@ -33,9 +33,10 @@ struct StatsJob {
   bool per_tensor = false;
   unsigned threads = 0;                 // 0: all hardware threads
   uint64_t chunk_bytes = 8ull << 20;    // default 8 MiB
-  double rank_noise = 4.0;
-  size_t rank_exact_limit = 512;
-  size_t rank_max_rank = 256;
+  // Rank options: unset (< 0 / 0) means the rank kernel's own defaults (cpu::RankOptions).
+  double rank_noise = -1;
+  size_t rank_exact_limit = 0;  // 0 = kernel default (a limit of 0 is not useful)
+  size_t rank_max_rank = 0;
   int device = 0;
   bool any_pairwise() const { return sumsq || sumabs || maxabs || dot; }
   uint64_t total_bytes() const;  // sum over tensors and models of numel x dtype size

@@ -343,9 +343,9 @@ class Runner {
     cpu::RankOptions opt;
     opt.unit_roundoff = 0;
     for (const auto& s : ten.sources) opt.unit_roundoff = std::max(opt.unit_roundoff, unit_roundoff(s.dtype));
-    opt.noise = job_.rank_noise;
-    opt.exact_limit = job_.rank_exact_limit;
-    opt.max_rank = job_.rank_max_rank;
+    if (job_.rank_noise >= 0) opt.noise = job_.rank_noise;
+    if (job_.rank_exact_limit) opt.exact_limit = job_.rank_exact_limit;
+    if (job_.rank_max_rank) opt.max_rank = job_.rank_max_rank;
     size_t pairs = N_ * (N_ - 1) / 2;
     double* out = out_.rank.data() + t * N_ * N_;
     try {
