@@ -300,6 +300,10 @@ describe('progress bar', () => {
     expect(formatDuration(7260)).toBe('2h01m');
     expect(formatDuration(Infinity)).toBe('?');
   });
+  it('keeps control characters out of the message', () => {
+    const bar = new ProgressBar(stream(true), { now: () => 0 });
+    expect(bar.render({ stage: 'headers', done: 0, total: 0, message: 'evil\x1b[2Jname\n' }, 0)).toBe('headers    [........................]  0/0  0%  evil?[2Jname?');
+  });
   it('fits the terminal width', () => {
     const s = stream(true);
     s.columns = 20;

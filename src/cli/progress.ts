@@ -74,7 +74,8 @@ export class ProgressBar {
       parts.push(formatRate(rate));
       if (done < total) parts.push(`ETA ${formatDuration((total - done) / rate)}`);
     }
-    if (ev.message) parts.push(ev.message);
+    // Messages may carry file names: no control characters on the terminal.
+    if (ev.message) parts.push(ev.message.replace(/[\x00-\x1f\x7f-\x9f]/g, '?'));
     let line = parts.join('  ');
     const cols = this.stream.columns;
     if (cols && line.length > cols - 1) line = line.slice(0, cols - 1);
