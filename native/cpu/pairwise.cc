@@ -1,7 +1,7 @@
 // Pairwise sums between N models' chunks (squared L2, L1, L-inf, dot), for the distance matrix.
 //
-// Shape of the work: for each block of PW_BLOCK elements, each row model i is compared with the
-// columns j > i four at a time (one load of x_i serves four pairs), accumulating in float32 lanes
+// Shape of the work: for each block of PW_BLOCK elements, row models i (two at a time where the
+// registers allow) are compared with the columns j > i four at a time, accumulating in float32 lanes
 // that are flushed to the float64 outputs at the end of the block. Only the requested metrics are
 // computed: each of the 16 metric sets is its own template instance, so sumsq alone is fastest.
 // Known limit: float32 lanes overflow for |x_i - x_j| > ~1.8e19 (sumsq) -- never seen in weights.
@@ -78,6 +78,7 @@ static inline float hmax_sse2(__m128 v) {
 #define PW_FMA(a, b, c) _mm_add_ps(_mm_mul_ps(a, b), c)
 #define PW_HSUM hsum_sse2
 #define PW_HMAX hmax_sse2
+#define PW_TWO_ROW_ACCS 1
 #include "cpu/pairwise_body.inc"
 #undef PW_NS
 #undef PW_TARGET
@@ -93,6 +94,7 @@ static inline float hmax_sse2(__m128 v) {
 #undef PW_FMA
 #undef PW_HSUM
 #undef PW_HMAX
+#undef PW_TWO_ROW_ACCS
 
 // ---- AVX2 + FMA ----------------------------------------------------------------------------------
 MOTHER_AVX2_INLINE double hsum_avx2(__m256 v) {
@@ -120,6 +122,7 @@ MOTHER_AVX2_INLINE float hmax_avx2(__m256 v) {
 #define PW_FMA(a, b, c) _mm256_fmadd_ps(a, b, c)
 #define PW_HSUM hsum_avx2
 #define PW_HMAX hmax_avx2
+#define PW_TWO_ROW_ACCS 1
 #include "cpu/pairwise_body.inc"
 #undef PW_NS
 #undef PW_TARGET
@@ -135,6 +138,7 @@ MOTHER_AVX2_INLINE float hmax_avx2(__m256 v) {
 #undef PW_FMA
 #undef PW_HSUM
 #undef PW_HMAX
+#undef PW_TWO_ROW_ACCS
 
 // ---- AVX-512 -------------------------------------------------------------------------------------
 MOTHER_AVX512_INLINE double hsum_avx512(__m512 v) {
@@ -156,6 +160,7 @@ MOTHER_AVX512_INLINE float hmax_avx512(__m512 v) { return _mm512_reduce_max_ps(v
 #define PW_FMA(a, b, c) _mm512_fmadd_ps(a, b, c)
 #define PW_HSUM hsum_avx512
 #define PW_HMAX hmax_avx512
+#define PW_TWO_ROW_ACCS 2
 #include "cpu/pairwise_body.inc"
 #undef PW_NS
 #undef PW_TARGET
@@ -171,6 +176,7 @@ MOTHER_AVX512_INLINE float hmax_avx512(__m512 v) { return _mm512_reduce_max_ps(v
 #undef PW_FMA
 #undef PW_HSUM
 #undef PW_HMAX
+#undef PW_TWO_ROW_ACCS
 #endif  // MOTHER_X86
 
 // One entry per metric set: bit 0 sumsq, 1 sumabs, 2 maxabs, 3 dot.
