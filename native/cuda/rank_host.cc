@@ -40,9 +40,10 @@ bool rank_pass(const jobs::StatsJob& job, const std::vector<io::FileReader>& fil
     cpu::RankOptions opt;
     opt.unit_roundoff = 0;
     for (const auto& s : ten.sources) opt.unit_roundoff = std::max(opt.unit_roundoff, unit_roundoff(s.dtype));
-    opt.noise = job.rank_noise;
-    opt.exact_limit = job.rank_exact_limit;
-    opt.max_rank = job.rank_max_rank;
+    // Unset options (< 0 / 0) keep the kernel's defaults, exactly as the CPU runner.
+    if (job.rank_noise >= 0) opt.noise = job.rank_noise;
+    if (job.rank_exact_limit) opt.exact_limit = job.rank_exact_limit;
+    if (job.rank_max_rank) opt.max_rank = job.rank_max_rank;
     double* o = out.data() + t * NN;
     const size_t pairs = N * (N - 1) / 2;
     std::atomic<size_t> next{0};
