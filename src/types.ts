@@ -41,6 +41,10 @@ export interface RecoverOptions {
   minElements?: number;
   /** Number of families to form; default: inferred. */
   families?: number;
+  /** Tensor-bootstrap replicates behind each edge's confidence (default 50; 0: distance margins). */
+  bootstrap?: number;
+  /** Seed of the bootstrap (default 0): results are deterministic for a given seed. */
+  seed?: number;
 }
 
 export interface RecoveredModel {

@@ -1,0 +1,167 @@
+/**
+ * Statistics: batches one architecture group's tensors to the native kernels (CPU or CUDA) and
+ * returns them as the graph stage's TensorStats. One pass over the weights gives everything:
+ * moments (kurtosis, mean, spread) and the pairwise sums, per tensor.
+ */
+import { AbortError, withCallerStack } from '../errors.js';
+import type { JobTensor, StatsJob, StatsResult } from '../native.js';
+import type { TensorStats } from '../graph/types.js';
+import type { ArchitectureGroup } from '../io/catalogue.js';
+import { jobTensors } from '../io/catalogue.js';
+import type { Backend } from '../types.js';
+import { selectBackend } from './backend.js';
+import { availableParallelism } from 'node:os';
+
+export interface StatsOptions {
+  backend?: Backend;
+  device?: number;
+  threads?: number;
+  signal?: AbortSignal;
+  /** Called with bytes done / total bytes of this job. */
+  onProgress?: (done: number, total: number) => void;
+  /** Also compute the numerical rank of every pairwise difference of 2-D tensors (LoRA distance). */
+  rank?: boolean;
+}
+
+export interface GroupStats {
+  stats: TensorStats;
+  backend: 'cpu' | 'cuda';
+  device: string;
+  threads: number;
+  bytesRead: number;
+  seconds: number;
+  fallbackReason?: string;
+}
+
+/** Runs one native statistics job, honouring the AbortSignal and mapping native errors. */
+export async function runJob(job: Omit<StatsJob, 'threads' | 'device'>, options: StatsOptions = {}): Promise<StatsResult & { fallbackReason?: string }> {
+  const { signal } = options;
+  if (signal?.aborted) throw new AbortError();
+  const selected = selectBackend(options.backend ?? 'auto', options.device ?? 0);
+  const threads = options.threads ?? availableParallelism();
+  const token = new selected.addon.CancelToken();
+  const onAbort = () => token.cancel();
+  signal?.addEventListener('abort', onAbort, { once: true });
+  try {
+    const full: StatsJob = { ...job, threads, ...(selected.name === 'cuda' ? { device: selected.device } : {}) };
+    const result = await withCallerStack(() => selected.addon.computeStats(full, options.onProgress ?? null, token));
+    return selected.name === 'cpu' && selected.fallbackReason ? { ...result, fallbackReason: selected.fallbackReason } : result;
+  } finally {
+    signal?.removeEventListener('abort', onAbort);
+  }
+}
+
+/** Per-tensor statistics of one architecture group, ready for recoverGraph. */
+export async function groupStatistics(group: ArchitectureGroup, options: StatsOptions = {}): Promise<GroupStats> {
+  const tensors: JobTensor[] = jobTensors(group);
+  const result = await runJob(
+    {
+      tensors,
+      models: group.models.length,
+      kurtosis: true,
+      sumsq: true,
+      sumabs: true,
+      maxabs: true,
+      dot: true,
+      rank: options.rank ?? false,
+      perTensor: true,
+    },
+    options,
+  );
+  const m = result.moments!;
+  const stats: TensorStats = {
+    ids: group.models.map((x) => x.id),
+    tensors: group.tensors.map((t) => ({ name: t.name, rows: t.rows, cols: t.cols, numel: t.numel })),
+    kurtosis: m.kurtosis,
+    mean: m.mean,
+    m2: m.m2,
+    sumsq: result.sumsq!,
+    sumabs: result.sumabs!,
+    maxabs: result.maxabs!,
+    dot: result.dot!,
+    ...(result.rank ? { rank: result.rank } : {}),
+  };
+  return {
+    stats,
+    backend: result.backend,
+    device: result.isa,
+    threads: result.threads,
+    bytesRead: result.bytesRead,
+    seconds: result.seconds,
+    ...(result.fallbackReason ? { fallbackReason: result.fallbackReason } : {}),
+  };
+}
+
+/**
+ * Whether a family's models look adapter-tuned (LoRA and the like): a model and its nearest relative
+ * share some tensors bit for bit (frozen weights) while some 2-D tensors differ. Full fine-tuning
+ * moves every trained tensor, so this gate keeps the costly rank statistics to the families where a
+ * rank distance can matter; recoverGraph then decides LoRA or not from the ranks themselves.
+ */
+export function looksAdapterTuned(stats: TensorStats, members: number[]): boolean {
+  const N = stats.ids.length, T = stats.tensors.length;
+  if (members.length < 2) return false;
+  let votes = 0;
+  for (const i of members) {
+    let best = -1, bestD = Infinity;
+    for (const j of members) {
+      if (j === i) continue;
+      let d = 0;
+      for (let t = 0; t < T; t++) d += stats.sumsq[(t * N + i) * N + j]!;
+      if (d < bestD) { bestD = d; best = j; }
+    }
+    let frozen = false, moved2d = false;
+    for (let t = 0; t < T; t++) {
+      const s = stats.sumsq[(t * N + i) * N + best]!;
+      if (s === 0) frozen = true;
+      else if (s > 0 && stats.tensors[t]!.rows > 1 && stats.tensors[t]!.cols > 1) moved2d = true;
+    }
+    if (frozen && moved2d) votes++;
+  }
+  return votes * 2 >= members.length;
+}
+
+/**
+ * Adds the numerical rank of W_i - W_j (per 2-D tensor, per pair) for the given families' members
+ * to `stats.rank` (NaN elsewhere). Only tensors that differ inside a family are sent: identical
+ * tensors have rank 0 and cost nothing. A second, rank-only pass over those tensors' bytes.
+ */
+export async function addRankStatistics(
+  group: ArchitectureGroup, stats: TensorStats, families: number[][], options: StatsOptions = {},
+): Promise<{ bytesRead: number; seconds: number }> {
+  const N = stats.ids.length, T = stats.tensors.length;
+  const rank = stats.rank ?? new Float64Array(T * N * N).fill(NaN);
+  const all = jobTensors(group);
+  let bytesRead = 0, seconds = 0;
+  for (const members of families) {
+    if (members.length < 2) continue;
+    const chosen: number[] = [];
+    for (let t = 0; t < T; t++) {
+      const { rows, cols } = stats.tensors[t]!;
+      if (rows < 2 || cols < 2) continue;
+      let moved = false;
+      for (const i of members) for (const j of members) if (stats.sumsq[(t * N + i) * N + j]! > 0) moved = true;
+      if (moved) chosen.push(t);
+      else for (const i of members) for (const j of members) rank[(t * N + i) * N + j] = 0;
+    }
+    if (chosen.length === 0) continue;
+    const result = await runJob(
+      {
+        tensors: chosen.map((t) => ({ ...all[t]!, sources: members.map((k) => all[t]!.sources[k]!) })),
+        models: members.length,
+        kurtosis: false, sumsq: false, sumabs: false, maxabs: false, dot: false,
+        rank: true, perTensor: true,
+      },
+      { ...options, onProgress: undefined },
+    );
+    const n = members.length;
+    chosen.forEach((t, c) => {
+      for (let a = 0; a < n; a++)
+        for (let b = 0; b < n; b++) rank[(t * N + members[a]!) * N + members[b]!] = result.rank![(c * n + a) * n + b]!;
+    });
+    bytesRead += result.bytesRead;
+    seconds += result.seconds;
+  }
+  stats.rank = rank;
+  return { bytesRead, seconds };
+}
