@@ -263,7 +263,7 @@ Napi::Value ReadBandwidthFn(const Napi::CallbackInfo& info) {
   if (info.Length() < 1) type_error(env, "readBandwidth(bytes, threads?, passes?): bytes is missing");
   const size_t bytes = get_index(env, info[0], "readBandwidth: bytes", size_t(1) << 36);
   const size_t threads = info.Length() > 1 && !info[1].IsUndefined() ? get_index(env, info[1], "readBandwidth: threads", 256) : 1;
-  const size_t passes = info.Length() > 2 && !info[2].IsUndefined() ? get_index(env, info[2], "readBandwidth: passes", 1000) : 3;
+  const size_t passes = info.Length() > 2 && !info[2].IsUndefined() ? get_index(env, info[2], "readBandwidth: passes", 1000000) : 3;
   return Napi::Number::New(env, read_bandwidth_gbs(bytes, unsigned(threads), unsigned(passes)));
 }
 
