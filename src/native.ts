@@ -121,11 +121,16 @@ export interface KernelExports {
   moments(data: Uint8Array, dtype: ComputeDType, isa?: string): {
     n: number; nonfinite: number; mean: number; m2: number; m3: number; m4: number; kurtosis: number;
   };
-  pairwise(data: Uint8Array[], dtype: ComputeDType, isa?: string): {
+  /** Metrics not asked for come back as empty arrays. */
+  pairwise(data: Uint8Array[], dtype: ComputeDType, isa?: string,
+           options?: { metrics?: ('sumsq' | 'sumabs' | 'maxabs' | 'dot')[]; rowBegin?: number; rowEnd?: number }): {
     sumsq: Float64Array; sumabs: Float64Array; maxabs: Float64Array; dot: Float64Array;
   };
+  /** NaN when an input holds NaN or Inf. */
   rank(a: Uint8Array, b: Uint8Array, rows: number, cols: number, dtype: ComputeDType,
-       options?: { noise?: number; exactLimit?: number; maxRank?: number }): number;
+       options?: { noise?: number; exactLimit?: number; maxRank?: number; seed?: number; isa?: string }): number;
+  /** Streaming read bandwidth of this machine in GB/s (sum over a buffer of `bytes`). */
+  readBandwidth(bytes: number, threads?: number, passes?: number): number;
   convert(data: Uint8Array, dtype: ComputeDType, to: 'f32' | 'f64'): Float32Array | Float64Array;
 }
 
