@@ -7,7 +7,11 @@
  * LayerNorm gain sitting at 1 counts as an offset, not as spread. On the zoo it is positive on
  * every true edge of ft, lora and chain; kurtosis is not (see docs/method.md).
  * Evidence is pooled over the whole family: the undirected tree is rooted where the summed score
- * of all edges, oriented away from the root, is largest.
+ * of all edges, oriented away from the root, is largest. The kurtosis vote (kurtosisVotes) is added
+ * to the score edge by edge in full fine-tuning families: the two cues fail on different edges
+ * (norm growth on a first fine-tune of a long pre-trained root, kurtosis on continued
+ * pre-training), and their sum was positive on every true edge of every zoo we measured
+ * (docs/method.md). LoRA families use norm growth alone (see recover.ts).
  */
 export function normGrowthScore(sqNorm: Float64Array, sumsq: Float64Array, n: number): Float64Array {
   const s = new Float64Array(n * n);
@@ -18,6 +22,34 @@ export function normGrowthScore(sqNorm: Float64Array, sumsq: Float64Array, n: nu
       s[a * n + b] = Number.isNaN(v) ? 0 : Math.max(-1, Math.min(1, v));
     }
   return s;
+}
+
+/**
+ * The paper's cue as a vote, per ordered pair (a -> b): 2 * (weighted share of the 2-D tensors that
+ * differ between a and b in which a has the higher excess kurtosis) - 1, in [-1, 1], antisymmetric.
+ * Fine-tuning lowers kurtosis (the paper), so a positive vote says "a is the parent". It is noisy
+ * edge by edge (LoRA, continued pre-training), so it is only ever summed with the norm-growth score
+ * and pooled over a whole tree, never trusted alone.
+ */
+export function kurtosisVotes(kurtosis: Float64Array, sumsq: Float64Array, N: number,
+  tensors: { rows: number; cols: number }[], idx: number[], w: ArrayLike<number>): Float64Array {
+  const n = idx.length, up = new Float64Array(n * n), all = new Float64Array(n * n);
+  tensors.forEach((t, k) => {
+    const wt = w[k];
+    if (!wt || t.rows < 2 || t.cols < 2) return;
+    for (let a = 0; a < n; a++) {
+      const ka = kurtosis[k * N + idx[a]];
+      if (!Number.isFinite(ka)) continue;
+      for (let b = 0; b < n; b++) {
+        const kb = kurtosis[k * N + idx[b]];
+        if (a === b || !Number.isFinite(kb) || !(sumsq[(k * N + idx[a]) * N + idx[b]] > 0)) continue;
+        all[a * n + b] += wt;
+        if (ka > kb) up[a * n + b] += wt;
+        else if (ka === kb) up[a * n + b] += wt / 2;
+      }
+    }
+  });
+  return up.map((u, i) => (all[i] > 0 ? (2 * u) / all[i] - 1 : 0));
 }
 
 /**

@@ -4,7 +4,7 @@ export { minDirectedSpanningTree, type Arborescence, type ArborescenceOptions, t
 export { minSpanningTree } from './mst.js';
 export { clusterFamilies, RELATED } from './cluster.js';
 export { detectLora, type LoraVerdict } from './lora.js';
-export { normGrowthScore, orientTree, kurtosisDirection } from './direction.js';
+export { normGrowthScore, orientTree, kurtosisDirection, kurtosisVotes } from './direction.js';
 export { mulberry32, resampleWeights, tally, marginConfidence } from './confidence.js';
 export { relatedness, ftDistance, loraDistance, paperFtDistance, paperLoraDistance, checkStats } from './distance.js';
 export { edgeAccuracy, undirectedAccuracy, adjustedRandIndex, rootsOf } from './eval.js';

@@ -13,7 +13,7 @@ import { minDirectedSpanningTree } from './arborescence.js';
 import { clusterFamilies } from './cluster.js';
 import { marginConfidence, mulberry32, resampleWeights, tally } from './confidence.js';
 import { checkStats, ftDistance, loraDistance, paperFtDistance, paperLoraDistance, relatedness, usableTensors } from './distance.js';
-import { kurtosisDirection, normGrowthScore, orientTree } from './direction.js';
+import { kurtosisDirection, kurtosisVotes, normGrowthScore, orientTree } from './direction.js';
 import { detectLora } from './lora.js';
 import { minSpanningTree } from './mst.js';
 import { GraphError, type FamilyResult, type GraphOptions, type GraphResult, type TensorStats } from './types.js';
@@ -75,7 +75,14 @@ function buildTree(stats: TensorStats, idx: number[], w: Float64Array, lora: boo
       }
     }
   }
-  const { parent, total } = orientTree(n, minSpanningTree(n, D), normGrowthScore(spread, csq, n));
+  const score = normGrowthScore(spread, csq, n);
+  // Kurtosis votes for full fine-tuning only: a low-rank update B*A has heavy-tailed entries
+  // (a product of factors), so LoRA can raise kurtosis and the paper's cue does not hold there.
+  if (!lora) {
+    const votes = kurtosisVotes(stats.kurtosis, stats.sumsq, N, stats.tensors, idx, w);
+    for (let i = 0; i < n * n; i++) score[i] += votes[i];
+  }
+  const { parent, total } = orientTree(n, minSpanningTree(n, D), score);
   return { parent, D, rootTotals: total };
 }
 
