@@ -116,7 +116,7 @@ export async function runAccuracy({ dist, splits, quick = false } = {}) {
     for (const [method, options] of quick && label.startsWith('extra/') ? methods.slice(0, 1) : methods) {
       let row;
       try {
-        const result = await lib.recover([dir], { backend: 'cpu', ...options });
+        const result = await lib.recover([dir], options);
         row = { split: label, dir, method, options, ...score(lib, dir, truth, result) };
         const bar = method === 'mother' && !label.startsWith('extra/') ? BARS[basename(dir)] : undefined;
         if (bar !== undefined) { row.bar = bar; row.pass = row.edge >= bar && row.ari === 1; }
