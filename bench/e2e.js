@@ -4,13 +4,15 @@
 // /usr/bin/time -v, or, where that is missing (or MOTHER_BENCH_NO_TIME=1), from a tiny wrapper that
 // runs the CLI in-process and prints process.resourceUsage().maxRSS at exit. The split of the time
 // into headers / statistics / graph is the report's own diagnostics.seconds. A bare `node -e 0` row
-// gives the floor that start-up alone costs.
+// gives the floor that start-up alone costs. Without --quick, a synthetic zoo of 968 models
+// (bench/make-zoo.js, cached in .zoo/, git-ignored) shows how the pipeline scales past the real zoo.
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { findSplits } from './accuracy.js';
+import { makeZoo } from './make-zoo.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const argv = process.argv.slice(2);
@@ -70,19 +72,27 @@ export async function runE2e({ dist, splits, quick = false, runs } = {}) {
   const wrapper = join(tmp, 'wrap.mjs');
   writeFileSync(wrapper, WRAPPER);
   const nRuns = runs ?? (quick ? 1 : 3);
-  const list = splits ?? findSplits();
+  const list = (splits ?? findSplits()).map((s) => ({ ...s, runs: nRuns }));
+  if (!quick && !splits) {
+    const dir = join(root, '.zoo/synthetic-968');
+    const t0 = process.hrtime.bigint();
+    const t = makeZoo(dir, { trees: 8, branching: 3, depth: 4, dim: 64, layers: 2, seed: 1 });
+    const made = Number(process.hrtime.bigint() - t0) / 1e9;
+    if (made > 0.5) console.log(`(made ${dir}: ${t.models.length} synthetic models in ${made.toFixed(1)} s)`);
+    list.push({ label: `synthetic-${t.models.length}`, dir, runs: 1 });  // one run: ~10 s each
+  }
   const rows = [];
   try {
-    console.log(`end to end: mother recover <split> --format json --quiet (child process, median of ${nRuns}; peak RSS via ${useTime ? '/usr/bin/time -v' : 'resourceUsage().maxRSS'})`);
+    console.log(`end to end: mother recover <split> --format json --quiet (child process, median of ${nRuns}${list.some((s) => s.runs !== nRuns) ? ', synthetic 1 run' : ''}; peak RSS via ${useTime ? '/usr/bin/time -v' : 'resourceUsage().maxRSS'})`);
     console.log(`  ${'split'.padEnd(18)} ${'N'.padStart(3)}  wall s   RSS MB  headers  stats    graph    (report seconds)  MB read`);
     const base = await measured('-e', ['0'], { env, useTime, wrapper });
     rows.push({ split: 'node -e 0', seconds: base.seconds, rssMB: base.rssMB });
     console.log(`  ${'(node -e 0)'.padEnd(18)} ${''.padStart(3)}  ${base.seconds.toFixed(3).padStart(6)}  ${(base.rssMB ?? NaN).toFixed(0).padStart(6)}`);
-    for (const { label, dir } of list) {
+    for (const { label, dir, runs: splitRuns } of list) {
       const args = ['recover', dir, '--format', 'json', '--quiet'];
       const samples = [];
       let error = null;
-      for (let i = 0; i < nRuns && !error; i++) {
+      for (let i = 0; i < splitRuns && !error; i++) {
         const r = await measured(main, args, { env, useTime, wrapper });
         if (r.code !== 0) { error = `exit ${r.code ?? r.signal}: ${r.stderr.trim().split('\n').slice(-3).join(' | ')}`; break; }
         let report;
