@@ -8,7 +8,7 @@
  * ('a/model', 'b/model'), then by a '~2', '~3' suffix. Order: inputs as given, children sorted.
  */
 import { readdir, realpath, stat } from 'node:fs/promises';
-import { basename, dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve, sep } from 'node:path';
 import { InputError } from '../errors.js';
 import { idFromFile, INDEX_NAME, inputFsError, openModel, SINGLE_NAME, type Model } from './model.js';
 
@@ -49,6 +49,16 @@ async function safetensorsIn(dir: string): Promise<{ files: string[]; hasIndex: 
 async function folderIsModel(dir: string): Promise<boolean> {
   const { files, hasIndex } = await safetensorsIn(dir);
   return hasIndex || files.includes(SINGLE_NAME) || files.length === 1;
+}
+
+/** A child folder that is (a link to) the collection itself or one of its ancestors: a loop, not a model. */
+async function linksBack(child: string, collection: string): Promise<boolean> {
+  try {
+    const [c, p] = await Promise.all([realpath(child), realpath(collection)]);
+    return c === p || p.startsWith(c.endsWith(sep) ? c : c + sep);
+  } catch {
+    return false;
+  }
 }
 
 function byName(a: string, b: string): number {
@@ -109,7 +119,8 @@ export async function discoverModels(inputs: string[]): Promise<ModelRef[]> {
         throw inputFsError(err, child, 'path');
       }
       if (cst.isFile() && e.name.endsWith('.safetensors')) await add(child, 'file');
-      else if (cst.isDirectory() && (await safetensorsIn(child)).files.length > 0) await add(child, 'folder');
+      else if (cst.isDirectory() && !(await linksBack(child, path)) && (await safetensorsIn(child)).files.length > 0)
+        await add(child, 'folder');
     }
     if (found.length === before)
       throw new InputError('E_INPUT_NO_MODELS', `folder ${path} holds no models (no .safetensors files or model folders)`, { file: path });
