@@ -53,7 +53,7 @@ function child(script, args) {
       const text = partial + d.toString('utf8');
       const lines = text.split('\n');
       partial = lines.pop();
-      for (const l of lines) process.stdout.write(`  ${l}\n`);
+      for (const l of lines) process.stdout.write(l ? `  ${l}\n` : '\n');
     };
     p.stdout.on('data', (d) => { out.push(d); echo(d); });
     p.stderr.on('data', (d) => { err.push(d); process.stderr.write(d); });
