@@ -11,8 +11,10 @@
 namespace mother::io {
 
 FileReader::FileReader(std::string path) : path_(std::move(path)) {
+  // O_NONBLOCK: opening a FIFO (or a path swapped for one after the caller's stat) would otherwise
+  // block this thread until a writer appears; it is refused below as not a regular file.
   do {
-    fd_ = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC);
+    fd_ = ::open(path_.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   } while (fd_ < 0 && errno == EINTR);
   if (fd_ < 0) {
     int e = errno;
@@ -31,6 +33,9 @@ FileReader::FileReader(std::string path) : path_(std::move(path)) {
     throw Error("E_IO_OPEN", "cannot read " + path_ + ": not a regular file", path_);
   }
   size_ = uint64_t(st.st_size);
+  // Regular files ignore O_NONBLOCK, but drop it so reads keep their plain blocking meaning.
+  int fl = ::fcntl(fd_, F_GETFL);
+  if (fl >= 0) ::fcntl(fd_, F_SETFL, fl & ~O_NONBLOCK);
 }
 
 FileReader::~FileReader() {
