@@ -6,10 +6,11 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
-import { readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
+import { closeSync, constants, openSync, readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { chmod, mkdir, readdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { openModel } from '../src/io/model.js';
+import { openModel, readHeader } from '../src/io/model.js';
 import { discoverModels } from '../src/io/discover.js';
 import { recover } from '../src/recover.js';
 import { GraphError } from '../src/graph/index.js';
@@ -318,6 +319,18 @@ describe('hostile folders', () => {
     await expectError(openModel(join(d, 'pipe.safetensors')), InputError, 'E_INPUT_UNREADABLE', { file: join(d, 'pipe.safetensors') });
     const r = await recover([d], { backend: 'cpu', bootstrap: 0 });
     expect(r.models.map((m) => m.id)).toEqual(['a', 'b']);
+    // The native reader itself (reached when a path is swapped for a FIFO after the stat) must
+    // refuse it at once: a blocking open would hang a libuv thread until a writer came.
+    const fifo = join(d, 'pipe.safetensors');
+    const timeout = sleep(5000).then(() => 'HUNG' as const);
+    const got = await Promise.race([readHeader(fifo).then(() => 'OPENED', (e: MotherError) => e), timeout]);
+    if (got === 'HUNG') {
+      const w = openSync(fifo, constants.O_WRONLY | constants.O_NONBLOCK); // release the blocked reader
+      closeSync(w);
+    }
+    expect(got).toBeInstanceOf(ModelIOError);
+    expect((got as MotherError).code).toBe('E_IO_OPEN');
+    expect((got as MotherError).message).toContain(`${fifo}: not a regular file`);
   });
 
   it('a model of another architecture among others is a separate family, not an error', async () => {
