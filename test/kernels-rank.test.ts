@@ -88,3 +88,149 @@ describe('rank', () => {
     expect(kernels.rank(new Uint8Array(0), new Uint8Array(0), 0, 3, 'F32')).toBe(0);
   });
 });
+
+// ---- the fast path (QR with column pivoting + certificates) against a float64 reference --------
+
+/** Singular values by one-sided Jacobi in float64 (the method of the old kernel, in JS). */
+function refSingularValues(D: Float64Array, m: number, n: number): number[] {
+  const k = Math.min(m, n), len = Math.max(m, n);
+  const cols = Array.from({ length: k }, (_, c) => {
+    const v = new Float64Array(len);
+    for (let i = 0; i < len; i++) v[i] = m >= n ? D[i * n + c] : D[c * n + i];
+    return v;
+  });
+  const dot = (x: Float64Array, y: Float64Array) => { let s = 0; for (let i = 0; i < len; i++) s += x[i] * y[i]; return s; };
+  for (let sweep = 0; sweep < 80; sweep++) {
+    let rotated = false;
+    for (let p = 0; p < k; p++)
+      for (let q = p + 1; q < k; q++) {
+        const x = cols[p], y = cols[q], al = dot(x, x), be = dot(y, y), g = dot(x, y);
+        if (Math.abs(g) <= 1e-15 * Math.sqrt(al * be)) continue;
+        rotated = true;
+        const zeta = (be - al) / (2 * g);
+        const t = (zeta >= 0 ? 1 : -1) / (Math.abs(zeta) + Math.hypot(1, zeta));
+        const c = 1 / Math.sqrt(1 + t * t), s = c * t;
+        for (let i = 0; i < len; i++) { const a = x[i], b = y[i]; x[i] = c * a - s * b; y[i] = s * a + c * b; }
+      }
+    if (!rotated) break;
+  }
+  return cols.map((v) => Math.sqrt(dot(v, v)));
+}
+
+const UNIT: Record<ComputeDType, number> = { F64: 2 ** -24, F32: 2 ** -24, F16: 2 ** -11, BF16: 2 ** -8 };
+
+/** The rank the kernel must return (its documented tolerance) on the values as stored, and how
+ *  far (relative) the nearest singular value is from tol: below ~1e-9 either answer is right. */
+function refRank(a: Float64Array, b: Float64Array, m: number, n: number, dtype: ComputeDType, noise = 2) {
+  const fa = Float64Array.from(a, Math.fround), fb = Float64Array.from(b, Math.fround);  // the kernel is float32
+  let s2 = 0;
+  const D = new Float64Array(m * n);
+  for (let i = 0; i < m * n; i++) { s2 += fa[i] * fa[i] + fb[i] * fb[i]; D[i] = fa[i] - fb[i]; }
+  const sv = refSingularValues(D, m, n), smax = Math.max(0, ...sv);
+  const rms = Math.sqrt(s2 / (2 * m * n));
+  const tol = Math.max(Math.max(m, n) * 2 ** -52 * smax, noise * UNIT[dtype] * rms * (Math.sqrt(m) + Math.sqrt(n)));
+  const margin = sv.length && smax > 0 ? Math.min(...sv.map((s) => Math.abs(s - tol) / tol)) : Infinity;
+  return { rank: sv.filter((s) => s > tol).length, margin, tol };
+}
+
+/** Orthonormal columns (m x r, row-major) by two-pass Gram-Schmidt of Gaussian columns. */
+function orthonormal(m: number, r: number, g: () => number): Float64Array {
+  const Q = new Float64Array(m * r);
+  for (let c = 0; c < r; c++) {
+    const v = Float64Array.from({ length: m }, g);
+    for (let pass = 0; pass < 2; pass++)
+      for (let p = 0; p < c; p++) {
+        let f = 0;
+        for (let i = 0; i < m; i++) f += Q[i * r + p] * v[i];
+        for (let i = 0; i < m; i++) v[i] -= f * Q[i * r + p];
+      }
+    const nv = Math.hypot(...v);
+    for (let i = 0; i < m; i++) Q[i * r + c] = v[i] / nv;
+  }
+  return Q;
+}
+
+/** W (N(0,1)) and W + U diag(s) V^T: a difference with prescribed singular values s (before storage rounding). */
+function withSpectrum(m: number, n: number, s: number[], seed: number) {
+  const g = rng(seed).gauss, r = s.length;
+  const W = Float64Array.from({ length: m * n }, g), C = Float64Array.from(W);
+  const U = orthonormal(m, r, g), V = orthonormal(n, r, g);
+  for (let i = 0; i < m; i++)
+    for (let k = 0; k < r; k++) {
+      const u = U[i * r + k] * s[k];
+      for (let j = 0; j < n; j++) C[i * n + j] += u * V[j * r + k];
+    }
+  return { W, C };
+}
+
+describe('rank: fast path vs the float64 Jacobi reference', () => {
+  const cmp = (W: Float64Array, C: Float64Array, m: number, n: number, dtype: ComputeDType, label: string,
+               opts: { noise?: number } = {}) => {
+    const ew = encode(W, dtype), ec = encode(C, dtype);
+    const ref = refRank(ec.decoded, ew.decoded, m, n, dtype, opts.noise);
+    for (const isa of isas()) {
+      const got = kernels.rank(ec.bytes, ew.bytes, m, n, dtype, { ...opts, isa });
+      if (ref.margin > 1e-9) expect(got, `${label} ${isa} (reference ${ref.rank}, margin ${ref.margin.toExponential(2)})`).toBe(ref.rank);
+      else expect(Math.abs(got - ref.rank), `${label} ${isa} (borderline)`).toBeLessThanOrEqual(1);
+    }
+    return ref;
+  };
+
+  it('random low-rank LoRA-style differences, odd shapes, F32/F16/BF16/F64, every ISA', () => {
+    let decided = 0;
+    for (const [m, n] of [[64, 64], [65, 33], [33, 65], [97, 80], [8, 200], [130, 129]])
+      for (const r of [0, 1, 3, 16, 31])
+        for (const dtype of ['F32', 'F16', 'BF16', 'F64'] as ComputeDType[]) {
+          if (r > Math.min(m, n)) continue;
+          const scale = dtype === 'F32' || dtype === 'F64' ? 1e-3 : 0.1;
+          const { W, C } = lora(m, n, r, scale, m * 7919 + n * 31 + r);
+          const ref = cmp(W, C, m, n, dtype, `${m}x${n} r=${r} ${dtype}`);
+          if (ref.margin > 1e-9) decided++;
+          // Well inside the shape (the smallest sigma of B A is not below the rounding): r exactly.
+          if (2 * r <= Math.min(m, n)) expect(ref.rank, `${m}x${n} r=${r} ${dtype}`).toBe(r);
+        }
+    expect(decided).toBeGreaterThan(100);
+  });
+
+  it('singular values placed around tol (1.3, 1.05, 0.95, 0.7 x tol) and near-tolerance storage noise', () => {
+    for (const [m, n] of [[64, 64], [96, 50], [50, 96]])
+      for (const dtype of ['F32', 'BF16'] as ComputeDType[]) {
+        const tol = 2 * UNIT[dtype] * (Math.sqrt(m) + Math.sqrt(n));  // rms ~ 1
+        for (let seed = 1; seed <= 4; seed++) {
+          const s = [300, 20, 1.3, 1.05, 0.95, 0.7, 0.3].map((f) => f * tol * (1 + 0.01 * seed));
+          const { W, C } = withSpectrum(m, n, s, seed * 100 + m);
+          cmp(W, C, m, n, dtype, `${m}x${n} ${dtype} seed ${seed}`);
+        }
+      }
+    // Rounding noise itself near tol (noise factor 0.6 and 0.9: the certificate must not pass
+    // early; the reference decides the count).
+    for (const noise of [0.6, 0.9, 1.3]) {
+      const { W, C } = lora(80, 80, 5, 0.1, 77);
+      cmp(W, C, 80, 80, 'BF16', `BF16 noise ${noise}`, { noise });
+    }
+  });
+
+  it('full-rank and nearly full-rank differences; one huge singular value next to small ones', () => {
+    const g = rng(5).gauss;
+    const a = Float64Array.from({ length: 70 * 70 }, g), b = Float64Array.from({ length: 70 * 70 }, g);
+    expect(cmp(a, b, 70, 70, 'F32', 'full').rank).toBe(70);
+    expect(cmp(a, b, 70, 70, 'BF16', 'full BF16').rank).toBe(70);
+    const { W, C } = withSpectrum(60, 60, Array.from({ length: 58 }, (_, i) => 10 ** (-i / 8)), 3);
+    cmp(W, C, 60, 60, 'F32', 'decaying spectrum');
+    const h = withSpectrum(64, 64, [1e6, 1e-3, 1e-4], 4);  // the eps * smax term dominates
+    cmp(h.W, h.C, 64, 64, 'F32', 'huge sigma_max');
+  });
+
+  it('randomized path: sketch growth, odd shapes, agrees with the exact path', () => {
+    for (const [m, n, r] of [[701, 531, 16], [531, 701, 3], [600, 600, 30]]) {
+      const { W, C } = lora(m, n, r, 1e-3, m + n + r);
+      const exact = rank(W, C, m, n, 'F32', { exactLimit: 1000 });
+      expect(exact, `${m}x${n} exact`).toBe(r);
+      for (const isa of isas()) expect(rank(W, C, m, n, 'F32', { exactLimit: 100, isa }), `${m}x${n} r=${r} ${isa}`).toBe(r);
+    }
+    // Rank 40 needs the sketch to grow past 32 columns (and past 64 with maxRank 100).
+    const { W, C } = lora(520, 520, 40, 1e-2, 8);
+    expect(rank(W, C, 520, 520, 'BF16', { exactLimit: 100 })).toBe(40);
+    expect(rank(W, C, 520, 520, 'BF16', { exactLimit: 100, maxRank: 35 })).toBe(36);
+  });
+});

@@ -106,6 +106,109 @@ MOTHER_AVX512 double dot_avx512(const double* x, const double* y, size_t n) {
 #endif
 }  // namespace impl
 
+// ---- products and reflectors for the fast paths (rank_body.inc, one instance per ISA) ----------
+namespace rk {
+#define RK_NS scalar
+#define RK_TARGET
+#define RK_VEC double
+#define RK_W 1
+#define RK_NV 4
+#define RK_ZERO() 0.0
+#define RK_LOAD(p) (*(p))
+#define RK_STORE(p, v) (*(p) = (v))
+#define RK_SET1(x) (x)
+#define RK_FMA(a, b, c) ((a) * (b) + (c))
+#define RK_ADD(a, b) ((a) + (b))
+#define RK_HSUM(v) (v)
+#include "cpu/rank_body.inc"
+#undef RK_NS
+#undef RK_TARGET
+#undef RK_VEC
+#undef RK_W
+#undef RK_NV
+#undef RK_ZERO
+#undef RK_LOAD
+#undef RK_STORE
+#undef RK_SET1
+#undef RK_FMA
+#undef RK_ADD
+#undef RK_HSUM
+#if MOTHER_X86
+MOTHER_AVX2_INLINE double hsum256(__m256d v) {
+  __m128d h = _mm_add_pd(_mm256_castpd256_pd128(v), _mm256_extractf128_pd(v, 1));
+  return _mm_cvtsd_f64(h) + _mm_cvtsd_f64(_mm_unpackhi_pd(h, h));
+}
+#define RK_NS avx2
+#define RK_TARGET MOTHER_AVX2
+#define RK_VEC __m256d
+#define RK_W 4
+#define RK_NV 3  // 4 x 3 accumulators + 3 B vectors + 1 broadcast of 16 ymm registers
+#define RK_ZERO() _mm256_setzero_pd()
+#define RK_LOAD(p) _mm256_loadu_pd(p)
+#define RK_STORE(p, v) _mm256_storeu_pd(p, v)
+#define RK_SET1(x) _mm256_set1_pd(x)
+#define RK_FMA(a, b, c) _mm256_fmadd_pd(a, b, c)
+#define RK_ADD(a, b) _mm256_add_pd(a, b)
+#define RK_HSUM(v) hsum256(v)
+#include "cpu/rank_body.inc"
+#undef RK_NS
+#undef RK_TARGET
+#undef RK_VEC
+#undef RK_W
+#undef RK_NV
+#undef RK_ZERO
+#undef RK_LOAD
+#undef RK_STORE
+#undef RK_SET1
+#undef RK_FMA
+#undef RK_ADD
+#undef RK_HSUM
+#define RK_NS avx512
+#define RK_TARGET MOTHER_AVX512
+#define RK_VEC __m512d
+#define RK_W 8
+#define RK_NV 4  // 16 accumulators of 32 zmm registers
+#define RK_ZERO() _mm512_setzero_pd()
+#define RK_LOAD(p) _mm512_loadu_pd(p)
+#define RK_STORE(p, v) _mm512_storeu_pd(p, v)
+#define RK_SET1(x) _mm512_set1_pd(x)
+#define RK_FMA(a, b, c) _mm512_fmadd_pd(a, b, c)
+#define RK_ADD(a, b) _mm512_add_pd(a, b)
+#define RK_HSUM(v) _mm512_reduce_add_pd(v)
+#include "cpu/rank_body.inc"
+#undef RK_NS
+#undef RK_TARGET
+#undef RK_VEC
+#undef RK_W
+#undef RK_NV
+#undef RK_ZERO
+#undef RK_LOAD
+#undef RK_STORE
+#undef RK_SET1
+#undef RK_FMA
+#undef RK_ADD
+#undef RK_HSUM
+#endif
+
+using GemmFn = void (*)(const double*, size_t, const double*, size_t, double*, size_t, size_t, size_t, size_t);
+using HouseFn = void (*)(const double*, size_t, double, double* const*, size_t, size_t);
+struct Ops {
+  GemmFn gemm_nn, gemm_tn;
+  HouseFn house;
+};
+// SSE2 uses the scalar instance (two-lane vectors gain little over scalar FMA-less code).
+const Ops& ops_for(Isa isa) {
+  static const Ops kScalar{scalar::gemm_nn, scalar::gemm_tn, scalar::house};
+#if MOTHER_X86
+  static const Ops kAvx2{avx2::gemm_nn, avx2::gemm_tn, avx2::house};
+  static const Ops kAvx512{avx512::gemm_nn, avx512::gemm_tn, avx512::house};
+  if (isa == Isa::AVX512) return kAvx512;
+  if (isa == Isa::AVX2) return kAvx2;
+#endif
+  return kScalar;
+}
+}  // namespace rk
+
 namespace {
 
 // k column vectors of length len, each contiguous.
@@ -201,26 +304,6 @@ struct Gauss {
   }
 };
 
-// C (m x l) = A (m x n) * B (n x l), all row-major; four rows of A per pass keep B's row in L1.
-void gemm_nn(const double* A, const double* B, double* C, size_t m, size_t n, size_t l, const KernelTable& t) {
-  std::fill(C, C + m * l, 0.0);
-  for (size_t i0 = 0; i0 < m; i0 += 4) {
-    const size_t rows = std::min<size_t>(4, m - i0);
-    for (size_t p = 0; p < n; ++p)
-      for (size_t r = 0; r < rows; ++r) t.axpy(A[(i0 + r) * n + p], B + p * l, C + (i0 + r) * l, l);
-  }
-}
-
-// C (n x l) = A^T Q for A (m x n) and Q (m x l), row-major.
-void gemm_tn(const double* A, const double* Q, double* C, size_t m, size_t n, size_t l, const KernelTable& t) {
-  std::fill(C, C + n * l, 0.0);
-  for (size_t i0 = 0; i0 < m; i0 += 4) {
-    const size_t rows = std::min<size_t>(4, m - i0);
-    for (size_t p = 0; p < n; ++p)
-      for (size_t r = 0; r < rows; ++r) t.axpy(A[(i0 + r) * n + p], Q + (i0 + r) * l, C + p * l, l);
-  }
-}
-
 // Orthonormalises the l columns of the row-major rows x l matrix Y in place (two-pass modified
 // Gram-Schmidt: "twice is enough"). Columns that vanish in exact arithmetic (rank-deficient D)
 // are set to zero rather than normalising rounding noise.
@@ -247,11 +330,348 @@ int count_above(const std::vector<double>& sv, double tol) {
   return r;
 }
 
+
+// ---- fast exact count: QR with column pivoting plus certificates -------------------------------
+//
+// The count of singular values above tol is decided without computing them when two cheap
+// certificates hold, and left to the Jacobi SVD otherwise (kUndecided), so every answer this
+// returns is the exact count for singular values further than the rounding bound `delta` from tol
+// (the Jacobi path has the same kind of bound).
+//
+// After j steps of Householder QR with column pivoting, R = [R11 R12; 0 R22] has the singular
+// values of D, and with X = [R11 R12]:  sigma_i(X) <= sigma_i(D) <= sqrt(sigma_i(X)^2 + |R22|^2),
+// sigma_{j+1}(D) <= |R22|. So:
+//  1. |R22| <= B < tol is certified by a Cholesky factorisation of B^2 I - R22^T R22 (it succeeds
+//     only when that matrix is positive definite, up to a backward error bounded below). R22 holds
+//     what remains after the large directions are removed, so its Gram matrix loses nothing that
+//     matters; the Gram matrix of D itself would (it squares D's condition).
+//  2. Then rank <= j, and rank == j when sigma_min(R11) > tol: certified by the explicit inverse
+//     of the triangle R11, sigma_min >= (1 - rho) / |R11^-1|_F (rho: the inverse's residual bound).
+// A LoRA-style difference of rank r stops after r steps (R22 is rounding noise below tol) and
+// costs ~ 4 len k r + (k - r)^2 len flops instead of a full SVD. When certificate 2 fails, the j
+// singular values of X (small when j is) decide with the interval above.
+constexpr int kUndecided = -2;
+constexpr double kEps = 0x1p-52;
+
+struct TolSpec {
+  double len_eps;    // max(rows, cols) of D times eps64
+  double noise_tol;  // the storage-rounding term
+  double of(double smax) const { return std::max(len_eps * smax, noise_tol); }
+};
+
+// In-place Cholesky of the symmetric n x n matrix whose lower triangle is in L (row-major): true
+// when it completes with positive pivots, i.e. the matrix plus a backward error of at most
+// gamma_{n+1} n max_diag (in 2-norm) is positive definite.
+bool cholesky_ok(double* L, size_t n, const KernelTable& t) {
+  for (size_t a = 0; a < n; ++a) {
+    double* ra = L + a * n;
+    const double d = ra[a] - t.dot(ra, ra, a);
+    if (!(d > 0)) return false;
+    ra[a] = std::sqrt(d);
+    const double inv = 1.0 / ra[a];
+    for (size_t r = a + 1; r < n; ++r) {
+      double* rr = L + r * n;
+      rr[a] = (rr[a] - t.dot(rr, ra, a)) * inv;
+    }
+  }
+  return true;
+}
+
+// Certificates that sigma_{j+1}(R) <= *B for the partly factored R of qrcp_rank (R11 R12 in the
+// first j rows: rdiag and col[q][i], i < q; R22 = col[q][j..len), q >= j), with b0 the target.
+struct Certifier {
+  const std::vector<double*>& col;
+  const std::vector<double>& rdiag;
+  size_t k, len;
+  const KernelTable& t;
+  std::vector<double> G, M, V, T1, U, H;
+  size_t hn = 0;
+  double err2 = 0;
+
+  // Gram matrix of R22 (kk x kk, full) and its trace.
+  double gram(size_t j) {
+    const size_t kk = k - j, l = len - j;
+    G.assign(kk * kk, 0.0);
+    double trace = 0;
+    for (size_t a = 0; a < kk; ++a)
+      for (size_t b = 0; b <= a; ++b) {
+        G[a * kk + b] = G[b * kk + a] = t.dot(col[j + a] + j, col[j + b] + j, l);
+        if (a == b) trace += G[a * kk + a];
+      }
+    return trace;
+  }
+
+  // |R22|_2 <= B: Cholesky of b0^2 I - R22^T R22, plus its backward error and the Gram matrix's
+  // rounding (gamma_l |R22|^T |R22|, 2-norm <= gamma_l trace).
+  bool plain(size_t j, double b0, double trace, double* B) {
+    const size_t kk = k - j;
+    H.assign(kk * kk, 0.0);
+    for (size_t a = 0; a < kk; ++a)
+      for (size_t b = 0; b <= a; ++b) H[a * kk + b] = H[b * kk + a] = G[a * kk + b];
+    hn = kk;
+    err2 = 1.1 * double(len - j) * kEps * trace;
+    return test(b0, B);
+  }
+
+  // Cholesky of b0^2 I - H (H: the Gram matrix certified last, hn x hn), with its backward error
+  // and the additive error terms err2 of forming H: |.|_2^2 <= B^2.
+  bool test(double b0, double* B) {
+    const size_t n = hn;
+    M.assign(n * n, 0.0);
+    for (size_t a = 0; a < n; ++a)
+      for (size_t b = 0; b <= a; ++b) M[a * n + b] = (a == b ? b0 * b0 : 0.0) - H[a * n + b];
+    if (!cholesky_ok(M.data(), n, t)) return false;
+    const double b2 = b0 * b0 * (1 + 1.1 * double(n + 1) * double(n) * kEps) + err2;
+    *B = std::sqrt(b2) * (1 + 4 * kEps);
+    return true;
+  }
+
+  // sqrt of H's largest eigenvalue estimated by power iteration (a lower bound up to rounding):
+  // the target for a tighter certificate when B ~ tol leaves a count undecided.
+  double norm_estimate() {
+    const size_t n = hn;
+    if (n == 0) return 0;
+    std::vector<double> x(n), y(n);
+    for (size_t a = 0; a < n; ++a) x[a] = 1.0 + 0.1 * double(a % 7);
+    double lam = 0;
+    for (int it = 0; it < 60; ++it) {
+      const double nx = std::sqrt(t.dot(x.data(), x.data(), n));
+      if (!(nx > 0)) return 0;
+      for (size_t a = 0; a < n; ++a) x[a] /= nx;
+      for (size_t a = 0; a < n; ++a) y[a] = t.dot(H.data() + a * n, x.data(), n);
+      lam = std::max(lam, t.dot(x.data(), y.data(), n));
+      std::swap(x, y);
+    }
+    return std::sqrt(lam);
+  }
+
+  // The pivot columns' own noise leaks into R22 as a rank-j part lying in the row space of
+  // X = [R11 R12] (R22 = -Q2^T N_pivots C with C the other columns' coefficients), and grows with
+  // sqrt(k / j): at 512 x 512 rank 16 it alone exceeds tol. D = D V V^T + D P with P = I - V V^T,
+  // V a basis of X's rows, and D V V^T has rank j, so sigma_{j+1}(D) <= |D P|, and
+  // |D P|^2 <= |X P|^2 + |[0 R22] P|^2 (true for any V; orthonormality only makes it tight).
+  bool projected(size_t j, double b0, double trace, double* B) {
+    const size_t kk = k - j;
+    // V (k x j, row-major) from X's rows by two passes of Gram-Schmidt.
+    std::vector<double> vt(j * k, 0.0), x(k);
+    double xp2 = 0;
+    for (size_t i = 0; i < j; ++i) {
+      double* r = vt.data() + i * k;
+      r[i] = rdiag[i];
+      for (size_t q = i + 1; q < k; ++q) r[q] = col[q][i];
+      std::copy(r, r + k, x.begin());
+      for (int pass = 0; pass < 2; ++pass)
+        for (size_t a = 0; a < i; ++a) {
+          const double* va = vt.data() + a * k;
+          const double f = t.dot(va, r, k);
+          for (size_t q = 0; q < k; ++q) r[q] -= f * va[q];
+        }
+      const double nr = std::sqrt(t.dot(r, r, k));
+      if (!(nr > 0)) return false;
+      for (size_t q = 0; q < k; ++q) r[q] /= nr;
+    }
+    for (size_t i = 0; i < j; ++i) {  // |X P|_F^2, computed (tiny when V is orthonormal)
+      double* r = x.data();
+      r[i] = rdiag[i];
+      for (size_t q = 0; q < i; ++q) r[q] = 0;
+      for (size_t q = i + 1; q < k; ++q) r[q] = col[q][i];
+      std::vector<double> xr(x);
+      for (size_t a = 0; a < j; ++a) {
+        const double* va = vt.data() + a * k;
+        const double f = t.dot(va, r, k);
+        for (size_t q = 0; q < k; ++q) xr[q] -= f * va[q];
+      }
+      xp2 += t.dot(xr.data(), xr.data(), k);
+    }
+    V.assign(k * j, 0.0);
+    for (size_t i = 0; i < j; ++i)
+      for (size_t q = 0; q < k; ++q) V[q * j + i] = vt[i * k + q];
+    // T1 = Gfull V (Gfull = blockdiag(0, G)), S = V^T T1, U = V S; then P Gfull P entrywise.
+    T1.assign(k * j, 0.0);
+    for (size_t a = 0; a < kk; ++a)
+      for (size_t b = 0; b < kk; ++b) {
+        const double g = G[a * kk + b];
+        const double* vb = V.data() + (j + b) * j;
+        double* ta = T1.data() + (j + a) * j;
+        for (size_t c = 0; c < j; ++c) ta[c] += g * vb[c];
+      }
+    std::vector<double> S(j * j, 0.0);
+    for (size_t q = 0; q < k; ++q)
+      for (size_t c = 0; c < j; ++c)
+        for (size_t d = 0; d < j; ++d) S[c * j + d] += V[q * j + c] * T1[q * j + d];
+    U.assign(k * j, 0.0);
+    for (size_t q = 0; q < k; ++q)
+      for (size_t c = 0; c < j; ++c)
+        for (size_t d = 0; d < j; ++d) U[q * j + d] += V[q * j + c] * S[c * j + d];
+    H.assign(k * k, 0.0);
+    hn = k;
+    for (size_t a = 0; a < k; ++a)
+      for (size_t b = 0; b <= a; ++b) {
+        const double g = a >= j && b >= j ? G[(a - j) * kk + (b - j)] : 0.0;
+        const double* Va = V.data() + a * j;
+        const double* Vb = V.data() + b * j;
+        H[a * k + b] = H[b * k + a] = g - t.dot(Va, T1.data() + b * j, j) - t.dot(T1.data() + a * j, Vb, j) +
+                                      t.dot(U.data() + a * j, Vb, j);
+      }
+    // Rounding of P Gfull P: a few products of length <= k with |V| <= 1 entries, |T1|, |U| ~ |G|.
+    err2 = 1.1 * double(len - j) * kEps * trace + 8.8 * double(k) * double(j + 2) * kEps * trace + xp2;
+    return test(b0, B);
+  }
+};
+
+// Exact count for the len x k matrix with columns `c` (len >= k); destroys c. kUndecided when
+// a singular value may lie within the rounding bound of tol.
+int qrcp_rank(Cols& c, const TolSpec& ts, const KernelTable& t, const rk::Ops& o) {
+  const size_t k = c.k, len = c.len;
+  std::vector<double*> col(k);
+  std::vector<double> n2(k), ref2(k), rdiag(k, 0.0);
+  double fro2 = 0, cmax2 = 0;
+  for (size_t j = 0; j < k; ++j) {
+    col[j] = c.col(j);
+    n2[j] = ref2[j] = t.dot(col[j], col[j], len);
+    fro2 += n2[j];
+    cmax2 = std::max(cmax2, n2[j]);
+  }
+  if (fro2 == 0) return 0;
+  // Householder QR's backward error (|dD|_F <= ~ len k eps |D|_F, a pessimistic bound: the usual
+  // error is ~ sqrt(len k) eps |D|_F) moves every singular value by at most delta.
+  const double fro = std::sqrt(fro2);
+  const double delta = 1.1 * double(len) * double(k) * kEps * fro;
+  const double smax_lo = std::sqrt(cmax2), smax_hi = fro * (1 + 2 * double(len) * kEps) + delta;
+  const double tol_lo = ts.of(smax_lo), tol_hi = ts.of(smax_hi);
+  const double b0 = 0.99 * (tol_lo - delta);
+  if (!(b0 > 0)) return kUndecided;
+
+  size_t j = 0, next_try = 0, step = 1;
+  Certifier cert{col, rdiag, k, len, t, {}, {}, {}, {}, {}, {}, 0, 0};
+  std::vector<double> T, xc;
+  for (;;) {
+    // Factor on until a certificate |R22| <= B < tol holds (or nothing is left).
+    double B = -1;
+    bool certified = false;
+    for (; j < k; ++j) {
+      size_t p = j;
+      for (size_t q = j + 1; q < k; ++q)
+        if (n2[q] > n2[p]) p = q;
+      if (n2[p] == 0) {  // what is left is exactly zero
+        B = 0;
+        break;
+      }
+      // No column of R22 longer than b0 (|R22| >= any column's norm): try the certificate.
+      if (j >= next_try && n2[p] <= b0 * b0) {
+        next_try = j + step;
+        step *= 2;
+        const double trace = cert.gram(j);
+        if ((cert.plain(j, b0, trace, &B) && B + delta < tol_lo) ||
+            (j > 0 && cert.projected(j, b0, trace, &B) && B + delta < tol_lo)) {
+          certified = true;
+          break;
+        }
+        B = -1;
+      }
+      std::swap(col[j], col[p]);
+      std::swap(n2[j], n2[p]);
+      std::swap(ref2[j], ref2[p]);
+      double* x = col[j] + j;
+      const size_t l = len - j;
+      const double x0 = x[0], norm = std::sqrt(t.dot(x, x, l));
+      const double alpha = x0 >= 0 ? -norm : norm;
+      rdiag[j] = alpha;
+      const double v0 = x0 - alpha, vv = norm * norm - x0 * x0 + v0 * v0;
+      x[0] = v0;  // x now holds the reflector v (R's diagonal is in rdiag)
+      if (j + 1 < k && vv > 0) o.house(x, l, 2.0 / vv, col.data() + j + 1, k - j - 1, j);
+      for (size_t q = j + 1; q < k; ++q) {
+        // Downdate the remaining norms by R's new row; recompute when cancellation ate the digits
+        // (the norms only steer pivoting and the certificate attempts: they are never trusted).
+        const double r = col[q][j];
+        n2[q] -= r * r;
+        if (n2[q] <= 1e-4 * ref2[q]) n2[q] = ref2[q] = j + 1 < len ? t.dot(col[q] + j + 1, col[q] + j + 1, l - 1) : 0.0;
+      }
+    }
+    if (j == k) B = 0;
+    if (j == 0) return 0;
+
+    // rank == j when sigma_min(R11) > tol: R11 as a dense row-major triangle T (j x j), its
+    // inverse by back substitution, residual |T X - I| <= gamma_j |T||X| (Higham, Thm 8.5).
+    T.assign(j * j, 0.0);
+    double t2 = 0, x2 = 0;
+    for (size_t i = 0; i < j; ++i) {
+      T[i * j + i] = rdiag[i];
+      for (size_t q = i + 1; q < j; ++q) T[i * j + q] = col[q][i];
+      t2 += t.dot(T.data() + i * j, T.data() + i * j, j);
+    }
+    xc.assign(j, 0.0);
+    for (size_t q = 0; q < j; ++q) {
+      std::fill(xc.begin(), xc.end(), 0.0);
+      xc[q] = 1.0 / T[q * j + q];
+      for (size_t i = q; i-- > 0;) xc[i] = -t.dot(T.data() + i * j + i + 1, xc.data() + i + 1, q - i) / T[i * j + i];
+      x2 += t.dot(xc.data(), xc.data(), q + 1);
+    }
+    const double xf = std::sqrt(x2), rho = 1.1 * double(j) * kEps * std::sqrt(t2) * xf;
+    if (std::isfinite(xf) && rho < 0.5 && (1 - rho) / xf - delta > tol_hi) return int(j);
+
+    // Otherwise the singular values of X = [R11 R12] (j x k; its rows as j vectors of length k)
+    // decide: sigma_i(D) lies in [s_i, hypot(s_i, B)] up to the rounding bounds.
+    Cols xt(j, k);
+    for (size_t i = 0; i < j; ++i) {
+      double* r = xt.col(i);
+      r[i] = rdiag[i];
+      for (size_t q = i + 1; q < k; ++q) r[q] = col[q][i];
+    }
+    const std::vector<double> sv = singular_values(xt, 0.0, t);
+    const double s1 = *std::max_element(sv.begin(), sv.end());
+    const double err = delta + 8 * double(k) * kEps * s1;  // plus the Jacobi SVD's own error
+    auto decide = [&](double b) {
+      const double tl = ts.of(std::max(s1 - err, smax_lo));
+      const double th = ts.of(std::min(std::hypot(s1 + err, b) + delta, smax_hi));
+      if (!(b + delta < tl)) return kUndecided;
+      int r = 0;
+      for (double s : sv) {
+        if (s - err > th) ++r;
+        else if (!(std::hypot(s + err, b) + delta <= tl)) return kUndecided;
+      }
+      return r;
+    };
+    int r = decide(B);
+    if (r == kUndecided && certified && B > 0) {
+      // B was certified against ~tol; a singular value of X below tol needs |R22| well below it.
+      const double est = cert.norm_estimate();
+      for (double f : {1.05, 1.5, 4.0}) {
+        double b = est * f, Bt;
+        if (b > 0 && b < b0 && cert.test(b, &Bt)) {
+          r = decide(Bt);
+          break;
+        }
+      }
+    }
+    if (r != kUndecided || j == k) return r;
+    // Still undecided: a direction near tol is left in R22. Factor further (it moves into X,
+    // where its singular value is measured, not bounded) and certify again.
+  }
+}
+
+// The reference: Jacobi SVD of all of D (len x k columns), counted against tol of its sigma_max.
+int jacobi_rank(Cols& c, const TolSpec& ts, double skip, const KernelTable& t) {
+  const std::vector<double> sv = singular_values(c, skip, t);
+  const double smax = sv.empty() ? 0.0 : *std::max_element(sv.begin(), sv.end());
+  return count_above(sv, ts.of(smax));
+}
+
+int count_rank(Cols& c, const TolSpec& ts, double skip, const KernelTable& t, const rk::Ops& o, bool reference) {
+  if (!reference) {
+    Cols copy = c;  // kept for the rare undecided case (small next to the work)
+    const int r = qrcp_rank(copy, ts, t, o);
+    if (r != kUndecided) return r;
+  }
+  return jacobi_rank(c, ts, skip, t);
+}
+
 }  // namespace
 
 int diff_rank(const float* a, const float* b, size_t rows, size_t cols, const RankOptions& opt) {
   if (rows == 0 || cols == 0) return 0;
   const KernelTable& t = kernel_table();
+  const rk::Ops& o = rk::ops_for(t.isa);
   const size_t m = rows, n = cols, k = std::min(m, n), len = std::max(m, n);
   double sum_ab2 = 0, fro2 = 0;
   for (size_t i = 0; i < m * n; ++i) {
@@ -261,19 +681,15 @@ int diff_rank(const float* a, const float* b, size_t rows, size_t cols, const Ra
   }
   if (!std::isfinite(sum_ab2) || !std::isfinite(fro2)) return -1;
   if (fro2 == 0) return 0;
-  constexpr double eps = 0x1p-52;
   const double rms = std::sqrt(sum_ab2 / (2.0 * double(m) * double(n)));
-  const double noise_tol = opt.noise * opt.unit_roundoff * rms * (std::sqrt(double(m)) + std::sqrt(double(n)));
+  const TolSpec ts{double(len) * kEps,
+                   opt.noise * opt.unit_roundoff * rms * (std::sqrt(double(m)) + std::sqrt(double(n)))};
   // A lower bound of the final tolerance (sigma_max >= ||D||_F / sqrt(k)) sets the skip level.
-  const double tol_low = std::max(double(len) * eps * std::sqrt(fro2 / double(k)), noise_tol);
+  const double tol_low = ts.of(std::sqrt(fro2 / double(k)));
   const double skip = 1e-3 * tol_low / std::sqrt(double(k));
-  auto tol_of = [&](const std::vector<double>& sv) {
-    const double smax = sv.empty() ? 0.0 : *std::max_element(sv.begin(), sv.end());
-    return std::max(double(len) * eps * smax, noise_tol);
-  };
 
-  const size_t l = opt.max_rank + 10;
-  if (k <= opt.exact_limit || l >= k) {
+  const size_t l_max = opt.max_rank + 10;
+  if (k <= opt.exact_limit || l_max >= k) {
     // Columns of the tall orientation: D's columns when rows >= cols, else its rows.
     Cols c(k, len);
     for (size_t i = 0; i < m; ++i)
@@ -281,30 +697,35 @@ int diff_rank(const float* a, const float* b, size_t rows, size_t cols, const Ra
         const double d = double(a[i * n + j]) - double(b[i * n + j]);
         if (m >= n) c.col(j)[i] = d; else c.col(i)[j] = d;
       }
-    const std::vector<double> sv = singular_values(c, skip, t);
-    return count_above(sv, tol_of(sv));
+    return count_rank(c, ts, skip, t, o, opt.reference);
   }
 
+  // Randomized: sketches of 32, 64, ... columns (multiples of 8 for the product kernels, at most
+  // max_rank + 10 rounded up) until the sketch holds 10 more columns than the rank it finds, so a
+  // rank-16 LoRA update costs a 32-column sketch, not max_rank + 10. The count from a sketch
+  // never exceeds the true one (interlacing): growing only stops once 10 columns oversample it.
   std::vector<double> D(m * n);
   for (size_t i = 0; i < m * n; ++i) D[i] = double(a[i]) - double(b[i]);
-  std::vector<double> omega(n * l), Y(m * l), Z(n * l);
-  Gauss g(opt.seed);
-  for (double& w : omega) w = g();
-  gemm_nn(D.data(), omega.data(), Y.data(), m, n, l, t);
-  orthonormalise(Y.data(), m, l, t);
-  for (int it = 0; it < 2; ++it) {
-    gemm_tn(D.data(), Y.data(), Z.data(), m, n, l, t);
-    orthonormalise(Z.data(), n, l, t);
-    gemm_nn(D.data(), Z.data(), Y.data(), m, n, l, t);
+  const size_t l_cap = (l_max + 7) / 8 * 8;
+  for (size_t l = std::min<size_t>(32, l_cap);; l = std::min(l_cap, 2 * l)) {
+    std::vector<double> omega(n * l), Y(m * l), Z(n * l);
+    Gauss g(opt.seed);
+    for (double& w : omega) w = g();
+    o.gemm_nn(D.data(), n, omega.data(), l, Y.data(), l, m, n, l);
     orthonormalise(Y.data(), m, l, t);
+    for (int it = 0; it < 2; ++it) {
+      o.gemm_tn(D.data(), n, Y.data(), l, Z.data(), l, m, n, l);
+      orthonormalise(Z.data(), n, l, t);
+      o.gemm_nn(D.data(), n, Z.data(), l, Y.data(), l, m, n, l);
+      orthonormalise(Y.data(), m, l, t);
+    }
+    o.gemm_tn(D.data(), n, Y.data(), l, Z.data(), l, m, n, l);  // Z = D^T Q: the singular values of Q^T D
+    Cols zc(l, n);
+    for (size_t i = 0; i < n; ++i)
+      for (size_t j = 0; j < l; ++j) zc.col(j)[i] = Z[i * l + j];
+    const int r = count_rank(zc, ts, skip, t, o, opt.reference);
+    if (size_t(r) + 10 <= l || l >= l_cap) return r > int(opt.max_rank) ? int(opt.max_rank) + 1 : r;
   }
-  gemm_tn(D.data(), Y.data(), Z.data(), m, n, l, t);  // Z = D^T Q: same singular values as Q^T D
-  Cols zc(l, n);
-  for (size_t i = 0; i < n; ++i)
-    for (size_t j = 0; j < l; ++j) zc.col(j)[i] = Z[i * l + j];
-  const std::vector<double> sv = singular_values(zc, skip, t);
-  const int r = count_above(sv, tol_of(sv));
-  return r > int(opt.max_rank) ? int(opt.max_rank) + 1 : r;
 }
 
 }  // namespace mother::cpu
