@@ -25,6 +25,7 @@ import {
   type TensorSpec,
 } from './helpers/safetensors.js';
 import { SHAPES, synthWeights } from './graph-synth.js';
+import { mulberry32 } from '../src/graph/confidence.js';
 
 let dir: string;
 let n = 0;
@@ -216,6 +217,40 @@ describe('hostile safetensors files (openModel)', () => {
     expect(stdout).toBe('');
     expect(stderr.split('\n')).toHaveLength(2); // one line + the final newline
     expect(stderr).toMatch(/^mother: .*m3\.safetensors.*\[E_HEADER_OFFSETS\]\n$/);
+  });
+});
+
+describe('mutated files through the N-API path', () => {
+  it('500 random byte mutations of a valid file: a header or a typed error, never anything else', async () => {
+    const base = (await writeSafetensors(fresh(), [
+      { name: 'a.weight', dtype: 'F16', shape: [3, 5], data: randomValues(15, 1) },
+      { name: 'b', dtype: 'BF16', shape: [4], data: randomValues(4, 2) },
+      { name: 'c', dtype: 'I8', shape: [2, 2], data: [1, -2, 3, -4] },
+    ], { metadata: { format: 'pt' } }));
+    const bytes = new Uint8Array(readFileSync(base.path));
+    const rand = mulberry32(99);
+    const codes = new Map<string, number>();
+    const p = fresh();
+    for (let i = 0; i < 500; i++) {
+      const m = Uint8Array.from(bytes);
+      const edits = 1 + Math.floor(rand() * 4);
+      for (let e = 0; e < edits; e++) {
+        const at = Math.floor(rand() * Math.min(m.length, 8 + base.headerLength));
+        m[at] = rand() < 0.5 ? Math.floor(rand() * 256) : '{}[]":,0123456789-.eE"\\'.charCodeAt(Math.floor(rand() * 24));
+      }
+      const cut = rand() < 0.2 ? Math.floor(rand() * m.length) : m.length;
+      await writeFile(p, m.subarray(0, cut));
+      const r = await openModel(p).then((model) => { model.dispose(); return 'ok'; }, (err: unknown) => err);
+      if (r === 'ok') { codes.set('ok', (codes.get('ok') ?? 0) + 1); continue; }
+      const err = r as MotherError;
+      expect(err, String(err)).toBeInstanceOf(SafetensorsError);
+      expect(err.code).toMatch(/^E_HEADER_[A-Z_]+$/);
+      expect(err.file).toBe(p);
+      expect(err.message).toContain(p);
+      codes.set(err.code, (codes.get(err.code) ?? 0) + 1);
+    }
+    // The mutations reach many different checks, not one early rejection.
+    expect(codes.size).toBeGreaterThanOrEqual(6);
   });
 });
 
@@ -584,5 +619,22 @@ describe('hostile stats jobs (the native contract)', () => {
       .rejects.toMatchObject({ code: expect.stringMatching(/^E_(JOB_RANGE|IO_TRUNCATED)$/) });
     await expect(runJob(job(w.offsets.w!, 2 ** 40, 2 ** 40), { backend: 'cpu' }))
       .rejects.toMatchObject({ code: expect.stringMatching(/^E_(JOB_RANGE|IO_TRUNCATED)$/) });
+  });
+});
+
+describe('kernels on empty buffers (under tools/asan-build.sh: no UB)', () => {
+  it('convert, moments, pairwise of zero elements are defined for every dtype and ISA', async () => {
+    const { cpuAddon } = await import('../src/native.js');
+    const k = cpuAddon().kernels;
+    for (const dt of ['F64', 'F32', 'F16', 'BF16'] as const) {
+      expect(k.convert(new Uint8Array(0), dt, 'f32')).toEqual(new Float32Array(0));
+      expect(k.convert(new Uint8Array(0), dt, 'f64')).toEqual(new Float64Array(0));
+      for (const isa of ['scalar', 'sse2', 'avx2', 'avx512']) {
+        const m = k.moments(new Uint8Array(0), dt, isa);
+        expect(m).toMatchObject({ n: 0, nonfinite: 0 });
+        expect(m.kurtosis).toBeNaN();
+        expect([...k.pairwise([new Uint8Array(0), new Uint8Array(0)], dt, isa).sumsq]).toEqual([0, 0, 0, 0]);
+      }
+    }
   });
 });
