@@ -69,22 +69,9 @@ uint64_t tensor_bytes(const jobs::Tensor& t) {
   return b;
 }
 
-// Splits rows [0, N) into `parts` contiguous ranges of about equal pair count: row i pairs with
-// the N-1-i rows after it (plus itself for dot), so equal row counts would be unbalanced.
-std::vector<std::pair<size_t, size_t>> split_rows(size_t N, size_t parts, bool diag) {
-  std::vector<double> w(N);
-  double total = 0;
-  for (size_t i = 0; i < N; ++i) total += (w[i] = double(N - 1 - i) + (diag ? 1 : 0));
-  std::vector<std::pair<size_t, size_t>> ranges;
-  size_t row = 0;
-  double acc = 0;
-  for (size_t p = 0; p < parts; ++p) {
-    size_t begin = row;
-    double target = total * double(p + 1) / double(parts);
-    while (row < N && (p + 1 == parts || acc + w[row] / 2 <= target)) acc += w[row++];
-    ranges.emplace_back(begin, row);
-  }
-  return ranges;
+inline double max_nan(double a, double b) {
+  if (a != a || b != b) return std::numeric_limits<double>::quiet_NaN();
+  return a > b ? a : b;
 }
 
 class Runner {
@@ -122,7 +109,8 @@ class Runner {
     }
     nthreads_ = unsigned(helpers.size()) + 1;
     barrier_ = std::make_unique<Barrier>(nthreads_);
-    rows_ = split_rows(N_, nthreads_, job_.dot);
+    lanes_.resize(nthreads_);
+    sub_ = (chunk_ + nthreads_ - 1) / nthreads_;
     {
       std::lock_guard<std::mutex> lock(gate_mu);
       go = true;
@@ -134,6 +122,7 @@ class Runner {
 
     if (auto e = error_.get()) throw *e;
     if (aborted_) throw Aborted{};
+    merge_lanes();
     finish();
     out_.backend = "cpu";
     out_.isa = cpu::isa_name(cpu::active_isa());
@@ -204,15 +193,16 @@ class Runner {
     if (job_.dot) out_.dot.assign(P, 0.0);
     if (job_.rank) out_.rank.assign(T_ * NN, std::numeric_limits<double>::quiet_NaN());
     if (job_.kurtosis) acc_.assign(T_ * N_, cpu::Moments{});
-    if (!batches_.empty()) x_.assign(size_t(chunk_) * N_, 0.0f);
   }
 
-  cpu::PairOutputs outputs_at(size_t offset) {
+  // Thread 0 accumulates into the outputs themselves, the others into their lane's copies.
+  cpu::PairOutputs outputs_at(unsigned tid, size_t offset) {
+    jobs::StatsOutput& o_ = tid == 0 ? out_ : lanes_[tid].out;
     cpu::PairOutputs o;
-    if (job_.sumsq) o.sumsq = out_.sumsq.data() + offset;
-    if (job_.sumabs) o.sumabs = out_.sumabs.data() + offset;
-    if (job_.maxabs) o.maxabs = out_.maxabs.data() + offset;
-    if (job_.dot) o.dot = out_.dot.data() + offset;
+    if (job_.sumsq) o.sumsq = o_.sumsq.data() + offset;
+    if (job_.sumabs) o.sumabs = o_.sumabs.data() + offset;
+    if (job_.maxabs) o.maxabs = o_.maxabs.data() + offset;
+    if (job_.dot) o.dot = o_.dot.data() + offset;
     return o;
   }
 
@@ -231,13 +221,36 @@ class Runner {
       if (cancel_ && cancel_->load()) aborted_ = true;
       stop_ = aborted_ || error_.has();
     });
-    if (tid == 0 && !stop_ && progress_) {
-      auto now = std::chrono::steady_clock::now();
-      if (now - last_progress_ >= std::chrono::milliseconds(50)) {
-        last_progress_ = now;
-        progress_(done_, total_);
-      }
+    if (tid == 0 && !stop_) report_progress();
+  }
+
+  // On the calling thread (tid 0) only, at most every 50 ms.
+  void report_progress() {
+    if (!progress_) return;
+    auto now = std::chrono::steady_clock::now();
+    if (now - last_progress_ >= std::chrono::milliseconds(50)) {
+      const uint64_t done = done_ + streamed_.load(std::memory_order_relaxed);
+      if (done >= total_) return;  // the caller reports the end
+      last_progress_ = now;
+      progress_(done, total_);
     }
+  }
+
+  // Threads > 0 kept private sums of the chunked pass: add them in thread order.
+  void merge_lanes() {
+    auto add = [](std::vector<double>& into, const std::vector<double>& from) {
+      for (size_t i = 0; i < from.size(); ++i) into[i] += from[i];
+    };
+    for (unsigned tid = 1; tid < lanes_.size(); ++tid) {
+      const jobs::StatsOutput& o = lanes_[tid].out;
+      add(out_.sumsq, o.sumsq);
+      add(out_.sumabs, o.sumabs);
+      add(out_.dot, o.dot);
+      for (size_t i = 0; i < o.maxabs.size(); ++i) out_.maxabs[i] = max_nan(out_.maxabs[i], o.maxabs[i]);
+      const auto& acc = lanes_[tid].acc;
+      for (size_t i = 0; i < acc.size(); ++i) acc_[i] = cpu::merge(acc_[i], acc[i]);
+    }
+    lanes_.clear();
   }
 
   // Reads model k's stretch of a tensor (elements [e0, e0 + count)) as float32 into dst.
@@ -269,49 +282,72 @@ class Runner {
   }
 
   void work(unsigned tid) {
-    std::vector<unsigned char> raw(size_t(std::max<uint64_t>(chunk_, 1024)) * 8);
-    std::vector<double> wide(any_f64_ && job_.kurtosis ? raw.size() / 8 : 0);
+    std::vector<unsigned char> raw;
+    std::vector<double> wide;
     std::vector<const float*> ptrs(N_);
-    const auto rows = rows_[tid];
-    bool pairwise = job_.any_pairwise();
-
-    for (size_t b = 0; b < batches_.size(); ++b) {
-      const Batch& batch = batches_[b];
-      // Read: threads take models dynamically; model k's moments are touched by one thread per batch.
-      try {
-        for (size_t k; !halted() && (k = next_model_.fetch_add(1)) < N_;) {
-          float* xk = x_.data() + k * chunk_;
-          for (const Segment& sg : batch.segs) {
-            cpu::Moments* m = job_.kurtosis ? &acc_[sg.tensor * N_ + k] : nullptr;
-            read_stretch(job_.tensors[sg.tensor], k, sg.elem_begin, sg.count, xk + sg.x_offset, raw, wide, m);
-          }
-        }
-      } catch (...) {
-        fail();
-      }
-      sync(tid, 0);
-      if (tid == 0) next_model_ = 0;  // safe: nobody touches it until the next barrier
-      if (stop_) return;
-      // Pairwise: each thread owns a row range of the upper triangle.
-      try {
-        if (pairwise && rows.first < rows.second) {
-          if (!job_.per_tensor) {
-            for (size_t k = 0; k < N_; ++k) ptrs[k] = x_.data() + k * chunk_;
-            cpu::pairwise_f32(ptrs.data(), N_, size_t(batch.elems), rows.first, rows.second, outputs_at(0));
-          } else {
-            for (const Segment& sg : batch.segs) {
-              for (size_t k = 0; k < N_; ++k) ptrs[k] = x_.data() + k * chunk_ + sg.x_offset;
-              cpu::pairwise_f32(ptrs.data(), N_, size_t(sg.count), rows.first, rows.second,
-                                outputs_at(sg.tensor * N_ * N_));
-            }
-          }
-        }
-      } catch (...) {
-        fail();
-      }
-      sync(tid, batch.bytes);
-      if (stop_) return;
+    try {
+      raw.resize(size_t(std::max<uint64_t>(chunk_, 1024)) * 8);
+      wide.resize(any_f64_ && job_.kurtosis ? raw.size() / 8 : 0);
+    } catch (...) {
+      fail();
     }
+    const bool pairwise = job_.any_pairwise();
+    Lane& lane = lanes_[tid];
+    try {
+      // Each thread stages its own share; threads > 0 also keep private sums (merged in thread
+      // order at the end, so results depend on the thread count but never on scheduling).
+      if (!batches_.empty()) lane.x.assign(size_t(sub_) * N_, 0.0f);
+      if (tid > 0 && !batches_.empty()) {
+        const size_t P = job_.per_tensor ? T_ * N_ * N_ : N_ * N_;
+        if (job_.sumsq) lane.out.sumsq.assign(P, 0.0);
+        if (job_.sumabs) lane.out.sumabs.assign(P, 0.0);
+        if (job_.maxabs) lane.out.maxabs.assign(P, 0.0);
+        if (job_.dot) lane.out.dot.assign(P, 0.0);
+        if (job_.kurtosis) lane.acc.assign(T_ * N_, cpu::Moments{});
+      }
+    } catch (...) {
+      fail();
+    }
+    cpu::Moments* acc = tid == 0 ? acc_.data() : lane.acc.data();
+
+    // Chunked pass without barriers: thread tid takes the tid-th equal share of every batch's
+    // elements, reads it for all N models and at once runs the moments (inside read_stretch)
+    // and the pairwise sums over it while it is still in cache. No thread ever waits for another
+    // here, so a thread that the OS preempts (a loaded machine) delays only its own share.
+    for (size_t b = 0; b < batches_.size() && !halted(); ++b) {
+      const Batch& batch = batches_[b];
+      const uint64_t lo = batch.elems * tid / nthreads_, hi = batch.elems * (tid + 1) / nthreads_;
+      if (lo == hi) continue;
+      uint64_t part_bytes = 0;
+      try {
+        for (const Segment& sg : batch.segs) {
+          const uint64_t s0 = std::max(lo, sg.x_offset), s1 = std::min(hi, sg.x_offset + sg.count);
+          if (s0 >= s1) continue;
+          const jobs::Tensor& ten = job_.tensors[sg.tensor];
+          for (size_t k = 0; k < N_ && !halted(); ++k) {
+            cpu::Moments* m = job_.kurtosis ? &acc[sg.tensor * N_ + k] : nullptr;
+            read_stretch(ten, k, sg.elem_begin + (s0 - sg.x_offset), s1 - s0, lane.x.data() + k * sub_ + (s0 - lo), raw,
+                         wide, m);
+            part_bytes += (s1 - s0) * dtype_size(ten.sources[k].dtype);
+          }
+          if (pairwise && job_.per_tensor && !halted()) {
+            for (size_t k = 0; k < N_; ++k) ptrs[k] = lane.x.data() + k * sub_ + (s0 - lo);
+            cpu::pairwise_f32(ptrs.data(), N_, size_t(s1 - s0), 0, N_, outputs_at(tid, sg.tensor * N_ * N_));
+          }
+        }
+        if (pairwise && !job_.per_tensor && !halted()) {
+          for (size_t k = 0; k < N_; ++k) ptrs[k] = lane.x.data() + k * sub_;
+          cpu::pairwise_f32(ptrs.data(), N_, size_t(hi - lo), 0, N_, outputs_at(tid, 0));
+        }
+      } catch (...) {
+        fail();
+      }
+      streamed_ += part_bytes;
+      if (tid == 0) report_progress();
+    }
+    std::vector<float>().swap(lane.x);
+    sync(tid, 0);  // everyone agrees on stop_ before the rank pass (or the end)
+    if (stop_) return;
 
     for (size_t t : rank_tensors_) rank_tensor(tid, t, raw);
   }
@@ -341,7 +377,8 @@ class Runner {
     if (stop_) return;
 
     cpu::RankOptions opt;
-    opt.unit_roundoff = 0;
+    // The rank kernel takes float32: F64 sources were rounded to it, so their noise is float32's.
+    opt.unit_roundoff = 0x1p-24;
     for (const auto& s : ten.sources) opt.unit_roundoff = std::max(opt.unit_roundoff, unit_roundoff(s.dtype));
     if (job_.rank_noise >= 0) opt.noise = job_.rank_noise;
     if (job_.rank_exact_limit) opt.exact_limit = job_.rank_exact_limit;
@@ -415,13 +452,21 @@ class Runner {
   std::vector<io::FileReader> files_;
   std::vector<Batch> batches_;
   std::vector<size_t> rank_tensors_;
-  std::vector<float> x_, whole_;
+  std::vector<float> whole_;
+  // Per-thread staging (sub_ elements x N models) and, for threads > 0, private sums.
+  struct Lane {
+    std::vector<float> x;
+    jobs::StatsOutput out;
+    std::vector<cpu::Moments> acc;
+  };
+  std::vector<Lane> lanes_;
+  uint64_t sub_ = 1;
+  std::atomic<uint64_t> streamed_{0};
   std::vector<cpu::Moments> acc_;
   jobs::StatsOutput out_;
 
   unsigned nthreads_ = 1;
   std::unique_ptr<Barrier> barrier_;
-  std::vector<std::pair<size_t, size_t>> rows_;
   std::atomic<size_t> next_model_{0}, next_pair_{0};
   std::atomic<uint64_t> bytes_read_{0};
   FirstError error_;
