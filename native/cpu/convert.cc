@@ -191,7 +191,13 @@ MOTHER_AVX512 void to_f64_avx512(DType type, const void* src, double* dst, size_
 
 }  // namespace impl
 
-void to_f32(DType type, const void* src, float* dst, size_t n) { kernel_table().to_f32(type, src, dst, n); }
-void to_f64(DType type, const void* src, double* dst, size_t n) { kernel_table().to_f64(type, src, dst, n); }
+// n == 0 returns at once: empty buffers may come with null pointers, and memcpy(null, null, 0)
+// is undefined behaviour (flagged by the sanitizer build).
+void to_f32(DType type, const void* src, float* dst, size_t n) {
+  if (n) kernel_table().to_f32(type, src, dst, n);
+}
+void to_f64(DType type, const void* src, double* dst, size_t n) {
+  if (n) kernel_table().to_f64(type, src, dst, n);
+}
 
 }  // namespace mother::cpu
