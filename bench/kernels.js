@@ -1,4 +1,12 @@
-// Micro-benchmarks of the CPU kernels (node bench/kernels.js [--quick]).
+// Micro-benchmarks of the CPU kernels (node bench/kernels.js [--quick] [--only=a,b] [--addon=PATH]).
+//
+// Sections (--only picks some): bandwidth, moments, pairwise (kernels alone), rank (diff_rank per
+// size: the LoRA-style rank-16 pair), stats (computeStats, the real path: N F32 safetensors files in
+// the page cache; pairwise sums at 1 and 2 threads, kurtosis-only vs read bandwidth and vs plain
+// pread of the same files, the rank pass at 1 and 2 threads). --addon runs another build (e.g. an
+// older one kept aside) for before/after numbers on the same machine. Every timed number is the
+// best of several runs; CPU seconds (process.cpuUsage) are printed too, because this machine's
+// 2 cores are shared and wall-clock time under load says more about the neighbours than the code.
 //
 // Moments are judged against the machine's read bandwidth measured in the same run by
 // kernels.readBandwidth (a plain streaming sum with the best ISA). Pairwise kernels are reported
@@ -8,11 +16,17 @@
 import { createRequire } from 'node:module';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { fileURLToPath } from 'node:url';
+import { loadavg, tmpdir } from 'node:os';
+import { closeSync, mkdtempSync, openSync, readSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 
 const require = createRequire(import.meta.url);
-const addon = require('../build/Release/mother_cpu.node');
+const arg = (name) => process.argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
+const addon = require(arg('addon') ?? '../build/Release/mother_cpu.node');
 const { kernels } = addon;
 const quick = process.argv.includes('--quick');
+const only = arg('only')?.split(',');
+const want = (section) => !only || only.includes(section);
 const results = {};
 
 if (!isMainThread) {
@@ -52,6 +66,13 @@ async function main() {
   const order = caps.arch === 'x64' ? ['scalar', 'sse2', 'avx2', 'avx512'] : ['scalar'];
   const isas = order.slice(0, order.indexOf(caps.detectedIsa) + 1);
 
+  console.log(`load average at start: ${loadavg().map((l) => l.toFixed(2)).join(' ')}\n`);
+  if (want('rank')) await rankBench();
+  if (want('stats')) await statsBench();
+  if (!want('bandwidth') && !want('moments') && !want('pairwise')) {
+    console.log(`load average at end: ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+    return;
+  }
   // ---- read bandwidth -------------------------------------------------------------------------
   const big = quick ? 256 << 20 : 1 << 30;
   const bw1 = kernels.readBandwidth(big, 1, 5), bw2 = kernels.readBandwidth(big, 2, 5);
@@ -65,6 +86,7 @@ async function main() {
   for (let i = 0; i < cold.length; i += 1) cold[i] = (i % 977) * 1e-4 - 0.05;
   const warmBytes = new Uint8Array(warm.buffer), coldBytes = new Uint8Array(cold.buffer);
   const warm64 = new Float64Array(32 << 10).map(rnd), warm64Bytes = new Uint8Array(warm64.buffer);
+  if (want('moments')) {
   console.log('moments, GB/s of input (warm = 256 KiB in L2, cold = memory):');
   await runSuite(Benchmark, 'moments', [
     ...isas.map((isa) => [`F32 warm ${isa}`, () => kernels.moments(warmBytes, 'F32', isa), warmBytes.length, 'GB/s']),
@@ -75,6 +97,8 @@ async function main() {
   console.log(`  -> F32 warm ${caps.detectedIsa}: ${(100 * best / bwL2).toFixed(0)}% of the warm read bandwidth, ` +
     `${(100 * best / bw1).toFixed(0)}% of the 1-thread memory bandwidth; cold: ` +
     `${(100 * results[`moments/F32 cold ${caps.detectedIsa}`] / bw1).toFixed(0)}% of memory bandwidth\n`);
+  }
+  if (!want('pairwise')) return;
 
   // ---- pairwise ---------------------------------------------------------------------------------
   const N = 32, n = quick ? 1 << 20 : 4 << 20;
@@ -112,5 +136,160 @@ async function main() {
     }
     await Promise.all(workers.map((w) => w.terminate()));
     console.log(`  ${(metrics.length > 1 ? 'all four' : metrics[0]).padEnd(34)} ${(pairEls / bestS / 1e9).toFixed(2).padStart(7)} G/s  (best of 3)`);
+  }
+}
+
+// ---- timing helpers ----------------------------------------------------------------------------
+async function best(runs, fn) {
+  let wall = Infinity, cpu = Infinity, value;
+  for (let r = 0; r < runs; r++) {
+    const c0 = process.cpuUsage(), t0 = process.hrtime.bigint();
+    value = await fn();
+    const c = process.cpuUsage(c0);
+    wall = Math.min(wall, Number(process.hrtime.bigint() - t0) / 1e9);
+    cpu = Math.min(cpu, (c.user + c.system) / 1e6);
+  }
+  return { wall, cpu, value };
+}
+
+function gaussian(seed) {
+  let s = seed >>> 0;
+  const u = () => { s = (Math.imul(s, 1664525) + 1013904223) >>> 0; return (s + 0.5) / 4294967296; };
+  return () => Math.sqrt(-2 * Math.log(u())) * Math.cos(2 * Math.PI * u());
+}
+
+/** Parent W (F32, N(0,1)) and child W + B A, B A of rank r with elements ~ scale, rounded once. */
+function loraPair(m, n, r, scale, seed) {
+  const g = gaussian(seed), W = new Float32Array(m * n).map(g), C = Float64Array.from(W);
+  const B = Float64Array.from({ length: m * r }, g), A = Float64Array.from({ length: r * n }, g), f = scale / Math.sqrt(r);
+  for (let i = 0; i < m; i++)
+    for (let k = 0; k < r; k++) {
+      const b = B[i * r + k] * f;
+      for (let j = 0; j < n; j++) C[i * n + j] += b * A[k * n + j];
+    }
+  return { W: new Uint8Array(W.buffer), C: new Uint8Array(Float32Array.from(C).buffer) };
+}
+
+// ---- rank --------------------------------------------------------------------------------------
+async function rankBench() {
+  console.log('diff_rank, one rank-16 LoRA-style pair (F32, 1e-3 |W|), single thread:');
+  const sizes = quick ? [64, 256, 768] : [64, 256, 512, 768, 4096];
+  for (const m of sizes) {
+    const { W, C } = loraPair(m, m, 16, 1e-3, m);
+    const reps = m <= 64 ? 500 : m <= 256 ? 20 : m <= 768 ? 3 : 1;
+    const t = await best(m >= 4096 ? 2 : 3, () => { let r; for (let i = 0; i < reps; i++) r = kernels.rank(W, C, m, m, 'F32'); return r; });
+    const path = m > 512 ? 'randomized' : 'exact';
+    console.log(`  ${String(m).padStart(4)} x ${String(m).padEnd(4)} ${path.padEnd(10)} rank ${t.value}: ` +
+      `${(1e3 * t.wall / reps).toFixed(3).padStart(9)} ms wall, ${(1e3 * t.cpu / reps).toFixed(3).padStart(9)} ms cpu per pair`);
+  }
+  console.log();
+}
+
+// ---- computeStats, the real path ---------------------------------------------------------------
+function writeModels(dir, N, rows, cols, value) {
+  const files = [];
+  const n = rows * cols;
+  for (let k = 0; k < N; k++) {
+    const hdr = JSON.stringify({ w: { dtype: 'F32', shape: [rows, cols], data_offsets: [0, n * 4] } });
+    const pad = hdr + ' '.repeat((8 - (hdr.length % 8)) % 8);
+    const buf = Buffer.alloc(8 + pad.length + n * 4);
+    buf.writeBigUInt64LE(BigInt(pad.length), 0);
+    buf.write(pad, 8);
+    value(k, new Float32Array(buf.buffer, buf.byteOffset + 8 + pad.length, n));
+    const path = join(dir, `m${k}.safetensors`);
+    writeFileSync(path, buf);
+    files.push({ path, offset: 8 + pad.length });
+  }
+  return files;
+}
+
+async function statsBench() {
+  const dir = mkdtempSync(join(tmpdir(), 'mother-bench-'));
+  try {
+    const N = 32, rows = 2048, cols = quick ? 512 : 2048, n = rows * cols;
+    const base = new Float32Array(n).map((_, i) => Math.sin(i * 0.37) * 0.05);
+    const files = writeModels(dir, N, rows, cols, (k, f) => {
+      for (let i = 0; i < n; i++) f[i] = base[i] + ((i * 7919 + k * 104729) % 1000) * 1e-6;
+    });
+    const bytes = N * n * 4;
+    const job = (threads, flags) => ({
+      tensors: [{ name: 'w', rows, cols, sources: files.map((f) => ({ file: f.path, offset: f.offset, dtype: 'F32' })) }],
+      models: N, kurtosis: false, sumsq: false, sumabs: false, maxabs: false, dot: false, rank: false, perTensor: false,
+      threads, ...flags,
+    });
+    const stats = (j) => addon.computeStats(j, null, new addon.CancelToken());
+    await stats(job(1, { kurtosis: true }));  // page cache warm
+    const pairEls = (N * (N - 1)) / 2 * n;
+    console.log(`computeStats pairwise, N = ${N} x ${n / (1 << 20)}M F32 params (${bytes >> 20} MiB in page cache), G pair-elements/s (best of 5):`);
+    for (const metric of ['sumsq', 'sumabs', 'maxabs'])
+      for (const threads of [1, 2]) {
+        const t = await best(5, () => stats(job(threads, { [metric]: true })));
+        console.log(`  ${metric.padEnd(7)} ${threads} thread${threads > 1 ? 's' : ' '}: ${(pairEls / t.value.seconds / 1e9).toFixed(2).padStart(6)} G/s ` +
+          `(${t.value.seconds.toFixed(3)} s; ${t.cpu.toFixed(3)} cpu-s, ${(pairEls / t.cpu / 1e9).toFixed(1)} G per cpu-s)`);
+      }
+
+    // Kurtosis only: the yardstick is the streaming read of an in-memory buffer of the same size
+    // (kernels.readBandwidth), and, closer to what is possible, plain pread of the same files
+    // (page cache -> user copy, which a no-mmap reader cannot avoid).
+    console.log(`\ncomputeStats kurtosis only, ${bytes >> 20} MiB F32 in page cache (best of 5):`);
+    for (const threads of [1, 2]) {
+      const bw = kernels.readBandwidth(bytes, threads, 5);
+      const t = await best(5, () => stats(job(threads, { kurtosis: true })));
+      const gbs = bytes / t.value.seconds / 1e9;
+      console.log(`  ${threads} thread${threads > 1 ? 's' : ' '}: ${gbs.toFixed(2)} GB/s = ${(100 * gbs / bw).toFixed(0)}% of readBandwidth ${bw.toFixed(1)} GB/s ` +
+        `(${t.cpu.toFixed(3)} cpu-s, ${(bytes / t.cpu / 1e9).toFixed(1)} GB per cpu-s)`);
+    }
+    const piece = 256 << 10, buf = Buffer.alloc(piece);
+    const p = await best(5, () => {
+      for (const f of files) {
+        const fd = openSync(f.path, 'r');
+        for (let pos = f.offset; readSync(fd, buf, 0, piece, pos) > 0; pos += piece);
+        closeSync(fd);
+      }
+    });
+    console.log(`  plain pread of the same files, 256 KiB pieces, 1 thread (no kernel): ${(bytes / p.wall / 1e9).toFixed(2)} GB/s ` +
+      `(${(bytes / p.cpu / 1e9).toFixed(1)} GB per cpu-s): the ceiling for a reader that copies`);
+
+    // Rank pass: 16 models x 8 tensors of 64 x 64 (LoRA-like rank 8 differences), pairs over threads.
+    const M = 16, T = 8, dim = 64;
+    const g = gaussian(5);
+    const W0 = Array.from({ length: T }, () => new Float32Array(dim * dim).map(g));
+    const rdir = join(dir, 'rank');
+    mkdtempSync(rdir);
+    const rfiles = [];
+    for (let k = 0; k < M; k++) {
+      const specs = {}, parts = [];
+      let off = 0;
+      for (let t = 0; t < T; t++) {
+        const v = Float64Array.from(W0[t]);
+        for (let c = 0; c < 8; c++) {
+          const u = Float64Array.from({ length: dim }, g), w = Float64Array.from({ length: dim }, g);
+          for (let i = 0; i < dim; i++) for (let j = 0; j < dim; j++) v[i * dim + j] += 1e-3 * u[i] * w[j];
+        }
+        specs[`t${t}`] = { dtype: 'F32', shape: [dim, dim], data_offsets: [off, off + dim * dim * 4] };
+        parts.push(Buffer.from(Float32Array.from(v).buffer));
+        off += dim * dim * 4;
+      }
+      const hdr = JSON.stringify(specs), pad = hdr + ' '.repeat((8 - (hdr.length % 8)) % 8), head = Buffer.alloc(8);
+      head.writeBigUInt64LE(BigInt(pad.length));
+      const path = join(dir, `r${k}.safetensors`);
+      writeFileSync(path, Buffer.concat([head, Buffer.from(pad), ...parts]));
+      rfiles.push({ path, offset: 8 + pad.length });
+    }
+    const rjob = (threads) => ({
+      tensors: Array.from({ length: T }, (_, t) => ({ name: `t${t}`, rows: dim, cols: dim,
+        sources: rfiles.map((f) => ({ file: f.path, offset: f.offset + t * dim * dim * 4, dtype: 'F32' })) })),
+      models: M, kurtosis: false, sumsq: false, sumabs: false, maxabs: false, dot: false, rank: true, perTensor: true, threads,
+    });
+    const pairs = (M * (M - 1)) / 2 * T;
+    console.log(`\ncomputeStats rank pass, ${M} models x ${T} tensors ${dim} x ${dim} (${pairs} pairs, rank 8 each), best of 5:`);
+    for (const threads of [1, 2]) {
+      const t = await best(5, () => stats(rjob(threads)));
+      console.log(`  ${threads} thread${threads > 1 ? 's' : ' '}: ${(1e3 * t.value.seconds).toFixed(1)} ms, ${(1e6 * t.value.seconds / pairs).toFixed(1)} us per pair ` +
+        `(${t.cpu.toFixed(3)} cpu-s); smallest nonzero rank ${Math.min(...[...t.value.rank].filter((x) => x > 0))}`);
+    }
+    console.log();
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 }
