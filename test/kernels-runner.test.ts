@@ -1,7 +1,8 @@
-// The CPU stats runner's threading: each thread takes an equal share of every chunk (no barriers
-// per chunk), threads > 0 keep private sums merged in thread order. Results must not depend on
-// scheduling (bit-identical reruns), must agree across thread counts to rounding, and every
-// thread share shape (empty shares, shares cutting packed small tensors) must be right.
+// The CPU stats runner's threading: threads take fixed items (slices of the chunks) from a counter,
+// reduce each while it is in cache and fold the results in item order through a ring of slots (no
+// barrier per chunk). The items do not depend on the thread count, so results must be
+// bit-identical for 1..5 threads and across reruns; every item shape (items cutting packed small
+// tensors, several items per chunk, > 64 tensors per chunk with perTensor) must be right.
 // Also: the rank pass on F64 sources counts float32 rounding as noise (the kernel is float32).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
@@ -49,8 +50,10 @@ describe('stats runner threads', () => {
     { name: 'one', shape: [1], dtype: 'F32' as ComputeDType },
   ];
 
-  it('1..5 threads, tiny and default chunks, perTensor on/off: equal to rounding, reruns bit-identical', async () => {
+  it('1..5 threads, tiny and default chunks, perTensor on/off: bit-identical to 1 thread and to reruns', async () => {
     const m = await models('thr', 6, specs);
+    const same = (a: Float64Array | undefined, b: Float64Array | undefined, what: string) =>
+      expect(Array.from(a!).map(String), what).toEqual(Array.from(b!).map(String));  // NaN-safe, exact
     for (const perTensor of [false, true])
       for (const chunkBytes of [undefined, 4 * 6 * 3, 4 * 6 * 50 + 4]) {
         const base = await run(m, { perTensor, chunkBytes, threads: 1 });
@@ -59,24 +62,51 @@ describe('stats runner threads', () => {
           const again = await run(m, { perTensor, chunkBytes, threads });
           expect(r.threads).toBe(threads);
           expect(r.bytesRead).toBe(base.bytesRead);
-          for (const key of ['sumsq', 'sumabs', 'dot'] as const) {
-            expect(Array.from(again[key]!)).toEqual(Array.from(r[key]!));
-            // float32 lanes over blocks that start where each thread's share starts: ~1e-7 relative
-            r[key]!.forEach((v, i) => expect(Math.abs(v - base[key]![i]!), `${key}[${i}] threads ${threads}`).toBeLessThanOrEqual(1e-6 * Math.abs(base[key]![i]!)));
+          for (const key of ['sumsq', 'sumabs', 'maxabs', 'dot'] as const) {
+            same(r[key], base[key], `${key} threads ${threads} perTensor ${perTensor} chunk ${chunkBytes}`);
+            same(again[key], r[key], `${key} rerun`);
           }
-          expect(Array.from(again.maxabs!)).toEqual(Array.from(r.maxabs!));
-          // the SIMD body rounds x - y to float32, the scalar tail does not: one float32 ulp
-          r.maxabs!.forEach((v, i) => expect(Math.abs(v - base.maxabs![i]!)).toBeLessThanOrEqual(2 ** -23 * Math.abs(base.maxabs![i]!)));
-          expect(Array.from(again.moments!.kurtosis)).toEqual(Array.from(r.moments!.kurtosis));
-          expect(Array.from(r.moments!.n)).toEqual(Array.from(base.moments!.n));
-          const near = (v: number, w: number, rel: number, abs: number) => (Number.isNaN(w) ? Number.isNaN(v) : Math.abs(v - w) <= rel * Math.abs(w) + abs);
-          r.moments!.kurtosis.forEach((v, i) => expect(near(v, base.moments!.kurtosis[i]!, 1e-11, 1e-12), `kurtosis[${i}]`).toBe(true));
-          r.moments!.mean.forEach((v, i) => expect(near(v, base.moments!.mean[i]!, 1e-12, 1e-15), `mean[${i}]`).toBe(true));
+          for (const key of ['n', 'nonfinite', 'mean', 'm2', 'kurtosis'] as const) same(r.moments![key], base.moments![key], `moments.${key}`);
         }
       }
   });
 
-  it('NaN in one thread share only: NaN pairs and nonfinite counts survive the merge', async () => {
+  it('several items per chunk and > 64 tensors per chunk (perTensor): same as one thread, near the float64 reference', async () => {
+    const big = await models('big', 3, [{ name: 'w', shape: [300, 700], dtype: 'F32' }]);  // 210k elements: 7 items
+    const r1 = await run(big, { threads: 1 }), r2 = await run(big, { threads: 2 });
+    expect(Array.from(r2.sumsq!)).toEqual(Array.from(r1.sumsq!));
+    expect(Array.from(r2.moments!.kurtosis)).toEqual(Array.from(r1.moments!.kurtosis));
+    // float64 reference of one pair and one model's kurtosis
+    const vals = (k: number) => {
+      const base = randomValues(210000, 1000, { normal: true }), own = randomValues(210000, 77 + 100 * k, { normal: true, scale: 0.05 * (k + 1) });
+      return base.map((b, i) => Math.fround(b + own[i]!));
+    };
+    const a = vals(0), b = vals(2);
+    let sq = 0;
+    for (let i = 0; i < a.length; i++) sq += (a[i]! - b[i]!) ** 2;
+    expect(Math.abs(r1.sumsq![2] - sq) / sq).toBeLessThan(1e-6);
+    const mean = a.reduce((s, v) => s + v, 0) / a.length;
+    let m2 = 0, m4 = 0;
+    for (const v of a) { const d = v - mean; m2 += d * d; m4 += d ** 4; }
+    expect(Math.abs(r1.moments!.kurtosis[0]! - (a.length * m4 / (m2 * m2) - 3))).toBeLessThan(1e-9);
+
+    const many = Array.from({ length: 150 }, (_, t) => ({ name: `b${t}`, shape: [5 + (t % 7)], dtype: 'F32' as ComputeDType }));
+    const mm = await models('many', 4, many);
+    const p1 = await run(mm, { perTensor: true, threads: 1 }), p3 = await run(mm, { perTensor: true, threads: 3 });
+    expect(Array.from(p3.sumsq!)).toEqual(Array.from(p1.sumsq!));
+    expect(Array.from(p3.maxabs!)).toEqual(Array.from(p1.maxabs!));
+    // each tensor's matrix is its own: tensor 149 (shape [5 + 149 % 7]) against a direct sum
+    const t = 149, n = 5 + (t % 7);
+    const v = (k: number) => {
+      const base = randomValues(n, 1000 + t, { normal: true }), own = randomValues(n, 77 + 100 * k + t, { normal: true, scale: 0.05 * (k + 1) });
+      return base.map((x, i) => Math.fround(x + own[i]!));
+    };
+    const x0 = v(0), x3 = v(3);
+    const want = x0.reduce((s, x, i) => s + (x - x3[i]!) ** 2, 0);
+    expect(Math.abs(p1.sumsq![t * 16 + 3] - want) / want).toBeLessThan(1e-6);
+  });
+
+  it('NaN in one item only: NaN pairs and nonfinite counts survive the fold', async () => {
     const m = await models('nan', 4, [{ name: 'x', shape: [64, 16], dtype: 'F32' }], (_t, k, base) => {
       const v = base.map((b) => b + 0.01 * k);
       if (k === 2) v[1000] = NaN;  // in the second half: thread 1's share with 2 threads

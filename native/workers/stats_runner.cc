@@ -61,6 +61,25 @@ struct Batch {
   uint64_t elems = 0, bytes = 0;
 };
 
+// A unit of the chunked pass: elements [lo, hi) of batch `batch` (offsets inside the batch).
+struct Item {
+  size_t batch;
+  uint64_t lo, hi;
+};
+// Elements per model of an item: large enough that each pread moves >= 128 KiB of F32, small
+// enough that a chunk splits into several items for the threads to share.
+constexpr uint64_t kItemElems = 32768;
+
+// A finished item's results, waiting to be folded: partial sums (one N x N part per entry of
+// `parts`: the tensor when per_tensor, else a single part 0) and moments per (segment, model).
+struct Slot {
+  bool ready = false;
+  std::vector<size_t> parts, mom_tensor;
+  std::vector<double> sumsq, sumabs, maxabs, dot;
+  std::vector<cpu::Moments> mom;
+  uint64_t bytes = 0;
+};
+
 bool rank_eligible(const jobs::Tensor& t) { return t.rows > 1 && t.cols > 1; }
 
 uint64_t tensor_bytes(const jobs::Tensor& t) {
@@ -109,8 +128,8 @@ class Runner {
     }
     nthreads_ = unsigned(helpers.size()) + 1;
     barrier_ = std::make_unique<Barrier>(nthreads_);
-    lanes_.resize(nthreads_);
-    sub_ = (chunk_ + nthreads_ - 1) / nthreads_;
+    ring_ = 2 * nthreads_ + 1;
+    slots_.resize(ring_);
     {
       std::lock_guard<std::mutex> lock(gate_mu);
       go = true;
@@ -122,7 +141,6 @@ class Runner {
 
     if (auto e = error_.get()) throw *e;
     if (aborted_) throw Aborted{};
-    merge_lanes();
     finish();
     out_.backend = "cpu";
     out_.isa = cpu::isa_name(cpu::active_isa());
@@ -168,7 +186,10 @@ class Runner {
           cur.elems += take;
           cur.bytes += take * esz;
           pos += take;
-          if (cur.elems == chunk_) batches_.push_back(std::move(cur)), cur = Batch{};
+          // per_tensor keeps N x N partial sums per segment until an item is folded: at most 64
+          // segments per batch bound that memory (~64 x N^2 x 32 bytes per slot).
+          if (cur.elems == chunk_ || (job_.per_tensor && cur.segs.size() >= 64))
+            batches_.push_back(std::move(cur)), cur = Batch{};
         }
       }
       if (!cur.segs.empty()) batches_.push_back(std::move(cur));
@@ -176,6 +197,13 @@ class Runner {
         uint64_t largest = 0;
         for (const auto& b : batches_) largest = std::max(largest, b.elems);
         chunk_ = largest;  // no bigger buffers than the data needs
+      }
+      for (size_t b = 0; b < batches_.size(); ++b) {
+        const uint64_t e = batches_[b].elems, parts = std::max<uint64_t>(1, (e + kItemElems - 1) / kItemElems);
+        for (uint64_t p = 0; p < parts; ++p) {
+          items_.push_back({b, e * p / parts, e * (p + 1) / parts});
+          item_max_ = std::max(item_max_, items_.back().hi - items_.back().lo);
+        }
       }
     }
     if (job_.rank)
@@ -195,14 +223,14 @@ class Runner {
     if (job_.kurtosis) acc_.assign(T_ * N_, cpu::Moments{});
   }
 
-  // Thread 0 accumulates into the outputs themselves, the others into their lane's copies.
-  cpu::PairOutputs outputs_at(unsigned tid, size_t offset) {
-    jobs::StatsOutput& o_ = tid == 0 ? out_ : lanes_[tid].out;
+  // Part `part` (N x N) of a slot's partial sums.
+  cpu::PairOutputs outputs_at(Slot& sl, size_t part) {
+    const size_t off = part * N_ * N_;
     cpu::PairOutputs o;
-    if (job_.sumsq) o.sumsq = o_.sumsq.data() + offset;
-    if (job_.sumabs) o.sumabs = o_.sumabs.data() + offset;
-    if (job_.maxabs) o.maxabs = o_.maxabs.data() + offset;
-    if (job_.dot) o.dot = o_.dot.data() + offset;
+    if (job_.sumsq) o.sumsq = sl.sumsq.data() + off;
+    if (job_.sumabs) o.sumabs = sl.sumabs.data() + off;
+    if (job_.maxabs) o.maxabs = sl.maxabs.data() + off;
+    if (job_.dot) o.dot = sl.dot.data() + off;
     return o;
   }
 
@@ -236,21 +264,71 @@ class Runner {
     }
   }
 
-  // Threads > 0 kept private sums of the chunked pass: add them in thread order.
-  void merge_lanes() {
-    auto add = [](std::vector<double>& into, const std::vector<double>& from) {
-      for (size_t i = 0; i < from.size(); ++i) into[i] += from[i];
-    };
-    for (unsigned tid = 1; tid < lanes_.size(); ++tid) {
-      const jobs::StatsOutput& o = lanes_[tid].out;
-      add(out_.sumsq, o.sumsq);
-      add(out_.sumabs, o.sumabs);
-      add(out_.dot, o.dot);
-      for (size_t i = 0; i < o.maxabs.size(); ++i) out_.maxabs[i] = max_nan(out_.maxabs[i], o.maxabs[i]);
-      const auto& acc = lanes_[tid].acc;
-      for (size_t i = 0; i < acc.size(); ++i) acc_[i] = cpu::merge(acc_[i], acc[i]);
+  // Adds a finished item's partial sums and moments to the outputs. Called in item order (under
+  // fold_mu_), so every result is the same whatever the thread count and scheduling.
+  void fold(Slot& sl) {
+    const size_t NN = N_ * N_;
+    for (size_t p = 0; p < sl.parts.size(); ++p) {
+      const size_t base = job_.per_tensor ? sl.parts[p] * NN : 0, off = p * NN;
+      if (job_.sumsq) for (size_t i = 0; i < NN; ++i) out_.sumsq[base + i] += sl.sumsq[off + i];
+      if (job_.sumabs) for (size_t i = 0; i < NN; ++i) out_.sumabs[base + i] += sl.sumabs[off + i];
+      if (job_.dot) for (size_t i = 0; i < NN; ++i) out_.dot[base + i] += sl.dot[off + i];
+      if (job_.maxabs)
+        for (size_t i = 0; i < NN; ++i) out_.maxabs[base + i] = max_nan(out_.maxabs[base + i], sl.maxabs[off + i]);
     }
-    lanes_.clear();
+    for (size_t q = 0; q < sl.mom_tensor.size(); ++q)
+      for (size_t k = 0; k < N_; ++k) {
+        cpu::Moments& a = acc_[sl.mom_tensor[q] * N_ + k];
+        a = cpu::merge(a, sl.mom[q * N_ + k]);
+      }
+    streamed_ += sl.bytes;
+  }
+
+  // Reads item i (elements [lo, hi) of one batch) for all N models into x and reduces it into
+  // the slot: moments per (segment, model) and pairwise partial sums (one N x N part, or one per
+  // segment when per_tensor), while the data is still in cache.
+  void run_item(const Item& it, Slot& sl, std::vector<float>& x, size_t stride, std::vector<unsigned char>& raw,
+                std::vector<double>& wide, std::vector<const float*>& ptrs) {
+    const Batch& batch = batches_[it.batch];
+    const bool pairwise = job_.any_pairwise();
+    sl.parts.clear();
+    sl.mom_tensor.clear();
+    sl.mom.clear();
+    sl.bytes = 0;
+    if (pairwise && !job_.per_tensor) sl.parts.push_back(0);
+    for (const Segment& sg : batch.segs) {
+      const uint64_t s0 = std::max(it.lo, sg.x_offset), s1 = std::min(it.hi, sg.x_offset + sg.count);
+      if (s0 >= s1) continue;
+      if (pairwise && job_.per_tensor) sl.parts.push_back(sg.tensor);
+      if (job_.kurtosis) sl.mom_tensor.push_back(sg.tensor);
+    }
+    const size_t P = sl.parts.size() * N_ * N_;
+    if (job_.sumsq) sl.sumsq.assign(P, 0.0);
+    if (job_.sumabs) sl.sumabs.assign(P, 0.0);
+    if (job_.maxabs) sl.maxabs.assign(P, 0.0);
+    if (job_.dot) sl.dot.assign(P, 0.0);
+    sl.mom.assign(sl.mom_tensor.size() * N_, cpu::Moments{});
+    size_t part = 0, q = 0;
+    for (const Segment& sg : batch.segs) {
+      const uint64_t s0 = std::max(it.lo, sg.x_offset), s1 = std::min(it.hi, sg.x_offset + sg.count);
+      if (s0 >= s1) continue;
+      const jobs::Tensor& ten = job_.tensors[sg.tensor];
+      for (size_t k = 0; k < N_ && !halted(); ++k) {
+        cpu::Moments* m = job_.kurtosis ? &sl.mom[q * N_ + k] : nullptr;
+        read_stretch(ten, k, sg.elem_begin + (s0 - sg.x_offset), s1 - s0, x.data() + k * stride + (s0 - it.lo), raw,
+                     wide, m);
+        sl.bytes += (s1 - s0) * dtype_size(ten.sources[k].dtype);
+      }
+      if (job_.kurtosis) ++q;
+      if (pairwise && job_.per_tensor && !halted()) {
+        for (size_t k = 0; k < N_; ++k) ptrs[k] = x.data() + k * stride + (s0 - it.lo);
+        cpu::pairwise_f32(ptrs.data(), N_, size_t(s1 - s0), 0, N_, outputs_at(sl, part++));
+      }
+    }
+    if (pairwise && !job_.per_tensor && !halted()) {
+      for (size_t k = 0; k < N_; ++k) ptrs[k] = x.data() + k * stride;
+      cpu::pairwise_f32(ptrs.data(), N_, size_t(it.hi - it.lo), 0, N_, outputs_at(sl, 0));
+    }
   }
 
   // Reads model k's stretch of a tensor (elements [e0, e0 + count)) as float32 into dst.
@@ -291,61 +369,49 @@ class Runner {
     } catch (...) {
       fail();
     }
-    const bool pairwise = job_.any_pairwise();
-    Lane& lane = lanes_[tid];
+    // Chunked pass: threads take items (fixed slices of the batches, ~kItemElems elements per
+    // model) from a counter, each reading its item for all N models and reducing it at once while
+    // it is in cache; finished items are folded into the outputs in item order through a ring of
+    // slots. No barrier per chunk: a thread that the OS preempts (a loaded machine) holds up only
+    // the fold of its own item, never the others' reading and computing. The items do not depend
+    // on the thread count, so neither do the results.
+    std::vector<float> x;
     try {
-      // Each thread stages its own share; threads > 0 also keep private sums (merged in thread
-      // order at the end, so results depend on the thread count but never on scheduling).
-      if (!batches_.empty()) lane.x.assign(size_t(sub_) * N_, 0.0f);
-      if (tid > 0 && !batches_.empty()) {
-        const size_t P = job_.per_tensor ? T_ * N_ * N_ : N_ * N_;
-        if (job_.sumsq) lane.out.sumsq.assign(P, 0.0);
-        if (job_.sumabs) lane.out.sumabs.assign(P, 0.0);
-        if (job_.maxabs) lane.out.maxabs.assign(P, 0.0);
-        if (job_.dot) lane.out.dot.assign(P, 0.0);
-        if (job_.kurtosis) lane.acc.assign(T_ * N_, cpu::Moments{});
-      }
+      if (!items_.empty()) x.assign(size_t(item_max_) * N_, 0.0f);
     } catch (...) {
       fail();
     }
-    cpu::Moments* acc = tid == 0 ? acc_.data() : lane.acc.data();
-
-    // Chunked pass without barriers: thread tid takes the tid-th equal share of every batch's
-    // elements, reads it for all N models and at once runs the moments (inside read_stretch)
-    // and the pairwise sums over it while it is still in cache. No thread ever waits for another
-    // here, so a thread that the OS preempts (a loaded machine) delays only its own share.
-    for (size_t b = 0; b < batches_.size() && !halted(); ++b) {
-      const Batch& batch = batches_[b];
-      const uint64_t lo = batch.elems * tid / nthreads_, hi = batch.elems * (tid + 1) / nthreads_;
-      if (lo == hi) continue;
-      uint64_t part_bytes = 0;
+    for (;;) {
+      if (halted()) break;
+      const size_t i = next_item_.fetch_add(1);
+      if (i >= items_.size()) break;
+      {
+        std::unique_lock<std::mutex> lock(fold_mu_);
+        while (!(i < folded_ + ring_) && !halted()) fold_cv_.wait_for(lock, std::chrono::milliseconds(20));
+      }
+      if (halted()) break;
+      Slot& sl = slots_[i % ring_];  // ours alone: its previous item (i - ring_) is folded
       try {
-        for (const Segment& sg : batch.segs) {
-          const uint64_t s0 = std::max(lo, sg.x_offset), s1 = std::min(hi, sg.x_offset + sg.count);
-          if (s0 >= s1) continue;
-          const jobs::Tensor& ten = job_.tensors[sg.tensor];
-          for (size_t k = 0; k < N_ && !halted(); ++k) {
-            cpu::Moments* m = job_.kurtosis ? &acc[sg.tensor * N_ + k] : nullptr;
-            read_stretch(ten, k, sg.elem_begin + (s0 - sg.x_offset), s1 - s0, lane.x.data() + k * sub_ + (s0 - lo), raw,
-                         wide, m);
-            part_bytes += (s1 - s0) * dtype_size(ten.sources[k].dtype);
-          }
-          if (pairwise && job_.per_tensor && !halted()) {
-            for (size_t k = 0; k < N_; ++k) ptrs[k] = lane.x.data() + k * sub_ + (s0 - lo);
-            cpu::pairwise_f32(ptrs.data(), N_, size_t(s1 - s0), 0, N_, outputs_at(tid, sg.tensor * N_ * N_));
-          }
-        }
-        if (pairwise && !job_.per_tensor && !halted()) {
-          for (size_t k = 0; k < N_; ++k) ptrs[k] = lane.x.data() + k * sub_;
-          cpu::pairwise_f32(ptrs.data(), N_, size_t(hi - lo), 0, N_, outputs_at(tid, 0));
-        }
+        run_item(items_[i], sl, x, size_t(item_max_), raw, wide, ptrs);
       } catch (...) {
         fail();
+        fold_cv_.notify_all();
+        break;
       }
-      streamed_ += part_bytes;
+      {
+        std::lock_guard<std::mutex> lock(fold_mu_);
+        sl.ready = true;
+        while (folded_ < items_.size() && slots_[folded_ % ring_].ready) {
+          Slot& f = slots_[folded_ % ring_];
+          if (!halted()) fold(f);
+          f.ready = false;
+          ++folded_;
+        }
+      }
+      fold_cv_.notify_all();
       if (tid == 0) report_progress();
     }
-    std::vector<float>().swap(lane.x);
+    std::vector<float>().swap(x);
     sync(tid, 0);  // everyone agrees on stop_ before the rank pass (or the end)
     if (stop_) return;
 
@@ -453,14 +519,13 @@ class Runner {
   std::vector<Batch> batches_;
   std::vector<size_t> rank_tensors_;
   std::vector<float> whole_;
-  // Per-thread staging (sub_ elements x N models) and, for threads > 0, private sums.
-  struct Lane {
-    std::vector<float> x;
-    jobs::StatsOutput out;
-    std::vector<cpu::Moments> acc;
-  };
-  std::vector<Lane> lanes_;
-  uint64_t sub_ = 1;
+  std::vector<Item> items_;
+  uint64_t item_max_ = 0;
+  std::vector<Slot> slots_;
+  size_t ring_ = 1, folded_ = 0;  // folded_: items folded so far (under fold_mu_)
+  std::mutex fold_mu_;
+  std::condition_variable fold_cv_;
+  std::atomic<size_t> next_item_{0};
   std::atomic<uint64_t> streamed_{0};
   std::vector<cpu::Moments> acc_;
   jobs::StatsOutput out_;
