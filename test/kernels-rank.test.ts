@@ -1,7 +1,9 @@
 // diff_rank: known-rank constructions, exact vs randomized agreement, storage rounding noise.
 import { describe, expect, it } from 'vitest';
 import type { ComputeDType } from '../src/native.js';
-import { encode, isas, kernels, rng } from './kernels-helpers.js';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { addon, encode, isas, kernels, rng } from './kernels-helpers.js';
 
 /** Parent W (m x n, N(0,1)) and child W + B A with B A of exact rank r and elements ~ scale. */
 function lora(m: number, n: number, r: number, scale: number, seed: number) {
@@ -232,5 +234,32 @@ describe('rank: fast path vs the float64 Jacobi reference', () => {
     const { W, C } = lora(520, 520, 40, 1e-2, 8);
     expect(rank(W, C, 520, 520, 'BF16', { exactLimit: 100 })).toBe(40);
     expect(rank(W, C, 520, 520, 'BF16', { exactLimit: 100, maxRank: 35 })).toBe(36);
+  });
+});
+
+describe('rank on the real zoo (read-only /work/shared/zoo; skipped without it)', () => {
+  const zoo = '/work/shared/zoo';
+  it.skipIf(!existsSync(join(zoo, 'lora')))('lora and ft splits: every 2-D tensor pair of 4 models equals the float64 reference', () => {
+    for (const split of ['lora', 'ft']) {
+      const ids = readdirSync(join(zoo, split)).filter((d) => existsSync(join(zoo, split, d, 'model.safetensors'))).sort().slice(0, 4);
+      const models = ids.map((d) => {
+        const p = join(zoo, split, d, 'model.safetensors'), h = addon.readHeaderSync(p), buf = readFileSync(p);
+        return new Map(h.tensors.filter((t) => t.shape.length === 2 && t.dtype === 'F32').map((t) =>
+          [t.name, { shape: t.shape, values: Float64Array.from(new Float32Array(buf.buffer.slice(buf.byteOffset + h.dataOffset + t.begin, buf.byteOffset + h.dataOffset + t.end))) }]));
+      });
+      let compared = 0;
+      for (const [name, first] of models[0]!)
+        for (let i = 0; i < models.length; i++)
+          for (let j = i + 1; j < models.length; j++) {
+            const a = models[i]!.get(name), b = models[j]!.get(name);
+            if (!a || !b || a.shape.join() !== b.shape.join() || first.shape.join() !== a.shape.join()) continue;
+            const [m, n] = a.shape as [number, number];
+            const ref = refRank(a.values, b.values, m, n, 'F32');
+            const got = kernels.rank(encode(a.values, 'F32').bytes, encode(b.values, 'F32').bytes, m, n, 'F32');
+            if (ref.margin > 1e-9) expect(got, `${split} ${name} ${ids[i]} vs ${ids[j]}`).toBe(ref.rank);
+            compared++;
+          }
+      expect(compared).toBeGreaterThan(50);
+    }
   });
 });
