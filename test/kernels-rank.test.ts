@@ -221,6 +221,11 @@ describe('rank: fast path vs the float64 Jacobi reference', () => {
     cmp(W, C, 60, 60, 'F32', 'decaying spectrum');
     const h = withSpectrum(64, 64, [1e6, 1e-3, 1e-4], 4);  // the eps * smax term dominates
     cmp(h.W, h.C, 64, 64, 'F32', 'huge sigma_max');
+    // noise 0: tol = max(m, n) eps sigma_max is below the QR's rounding bound, so no certificate
+    // can hold and the Jacobi SVD of all of D answers (storage rounding then counts: full rank).
+    const z = lora(48, 40, 5, 1e-3, 12);
+    expect(cmp(z.W, z.C, 48, 40, 'F32', 'noise 0', { noise: 0 }).rank).toBe(40);
+    expect(cmp(a, a, 70, 70, 'F32', 'noise 0 identical', { noise: 0 }).rank).toBe(0);
   });
 
   it('randomized path: sketch growth, odd shapes, agrees with the exact path', () => {
