@@ -109,7 +109,7 @@ describe('load', () => {
     gc();
     const after = maps();
     expect(after.filter((l) => l.includes(dir))).toEqual([]);
-    expect(after.length).toBeLessThanOrEqual(maps1 + 16);
+    expect(after.length).toBeLessThanOrEqual(maps1 + 32); // ASan builds add ~15 allocator maps
     expect(await settles(fdCount, fd0)).toBeLessThanOrEqual(fd0);
     const peak = peakRssMiB();
     console.log(`load: ${r.models.length} models in ${seconds.toFixed(2)} s ` +
