@@ -66,7 +66,17 @@ async function main() {
   const order = caps.arch === 'x64' ? ['scalar', 'sse2', 'avx2', 'avx512'] : ['scalar'];
   const isas = order.slice(0, order.indexOf(caps.detectedIsa) + 1);
 
-  console.log(`load average at start: ${loadavg().map((l) => l.toFixed(2)).join(' ')}\n`);
+  console.log(`load average at start: ${loadavg().map((l) => l.toFixed(2)).join(' ')}`);
+  // Can 2 threads do more than 1 here at all? (On a shared or throttled VM they may not: then no
+  // 2-thread figure below can beat the 1-thread one, whatever the code does.)
+  const busy = `const { parentPort } = require('node:worker_threads'); let x = 0, n = 0; const t0 = Date.now();
+    while (Date.now() - t0 < 500) { for (let i = 0; i < 1e5; i++) x += Math.sqrt(i); n++; } parentPort.postMessage(n + (x < 0));`;
+  const units = async (k) => (await Promise.all(Array.from({ length: k }, () => {
+    const w = new Worker(busy, { eval: true });
+    return new Promise((res) => w.once('message', (m) => { w.terminate(); res(m); }));
+  }))).reduce((a, b) => a + b, 0);
+  const one = await units(1), two = await units(2);
+  console.log(`parallelism probe: 2 busy threads do ${(two / one).toFixed(2)}x the work of 1 in the same time\n`);
   if (want('rank')) await rankBench();
   if (want('stats')) await statsBench();
   if (!want('bandwidth') && !want('moments') && !want('pairwise')) {

@@ -301,3 +301,12 @@ describe('pairwise', () => {
     expect(() => kernels.pairwise('x' as unknown as Uint8Array[], 'F32')).toThrow(TypeError);
   });
 });
+
+describe('readBandwidth (the bench yardstick)', () => {
+  it('is a finite positive rate for 1..3 threads, odd sizes and a single pass', () => {
+    for (const [bytes, threads, passes] of [[1 << 20, 1, 3], [(1 << 20) + 24, 2, 2], [8200, 3, 1], [1, 1, 1]] as const) {
+      const r = kernels.readBandwidth(bytes, threads, passes);
+      expect(Number.isFinite(r) && r > 0, `${bytes} bytes, ${threads} threads`).toBe(true);
+    }
+  });
+});

@@ -1,6 +1,7 @@
 // Read-bandwidth probe (diagnostics, bench/kernels.js): the yardstick for the moments kernel's
 // ">= 70% of read bandwidth" target. A sum is the cheapest complete read of a buffer.
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstring>
 #include <thread>
@@ -61,26 +62,40 @@ double read_bandwidth_gbs(size_t bytes, unsigned threads, unsigned passes) {
   if (active_isa() == Isa::AVX512) sum = sum_avx512;
   else if (active_isa() == Isa::AVX2) sum = sum_avx2;
 #endif
-  // Each thread times its own passes (no thread start inside the timing, so small warm buffers
-  // measure the cache, not thread creation); the threads run their passes concurrently.
-  std::vector<double> sink(threads), rate(threads);
+  // The threads start every pass together (a spinning barrier, outside the timing) and a pass
+  // lasts from the first start to the last end: the rate the threads reach together. (Summing
+  // per-thread rates would count twice a core that the threads in fact take turns on.)
+  const unsigned P = std::max(passes, 1u);
+  using clock = std::chrono::steady_clock;
+  std::vector<clock::time_point> t_start(size_t(threads) * P), t_end(size_t(threads) * P);
+  std::vector<double> sink(threads);
+  std::atomic<unsigned> arrived{0};
   std::vector<std::thread> pool;
   for (unsigned th = 0; th < threads; ++th) {
     const size_t b = n * th / threads, e = n * (th + 1) / threads;
     pool.emplace_back([&, b, e, th] {
-      double best_s = 1e300, acc = 0;
-      for (unsigned p = 0; p < std::max(passes, 1u); ++p) {
-        const auto t0 = std::chrono::steady_clock::now();
+      double acc = 0;
+      for (unsigned p = 0; p < P; ++p) {
+        arrived.fetch_add(1);
+        while (arrived.load() < (p + 1) * threads) std::this_thread::yield();
+        t_start[size_t(p) * threads + th] = clock::now();
         acc += sum(buf.data() + b, e - b);
-        best_s = std::min(best_s, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+        t_end[size_t(p) * threads + th] = clock::now();
       }
       sink[th] = acc;
-      rate[th] = double(e - b) * 8 / best_s / 1e9;
     });
   }
   for (auto& th : pool) th.join();
-  double best = 0;
-  for (double r : rate) best += r;
+  double best_s = 1e300;
+  for (unsigned p = 0; p < P; ++p) {
+    auto first = t_start[size_t(p) * threads], last = t_end[size_t(p) * threads];
+    for (unsigned th = 1; th < threads; ++th) {
+      first = std::min(first, t_start[size_t(p) * threads + th]);
+      last = std::max(last, t_end[size_t(p) * threads + th]);
+    }
+    best_s = std::min(best_s, std::chrono::duration<double>(last - first).count());
+  }
+  const double best = double(n) * 8 / best_s / 1e9;
   volatile double keep = 0;
   for (double v : sink) keep = keep + v;  // the sums must not be optimised away
   (void)keep;

@@ -97,7 +97,9 @@ int diff_rank(const float* a, const float* b, size_t rows, size_t cols, const Ra
 // ---- bandwidth.cc (diagnostics) ------------------------------------------------------------------
 // Streams `bytes` of a freshly written buffer `passes` times with `threads` threads (a plain sum,
 // the cheapest read there is) and returns the best pass in GB/s: the read bandwidth kernels are
-// measured against.
+// measured against. The threads start each pass together and a pass lasts until the last one
+// ends, so the figure is what they reach together (on a machine whose cores are shared or
+// throttled, 2 threads may reach no more than 1).
 double read_bandwidth_gbs(size_t bytes, unsigned threads, unsigned passes);
 
 }  // namespace mother::cpu
