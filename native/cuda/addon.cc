@@ -12,6 +12,7 @@
 #include "workers/cancel.h"
 #include "workers/errors.h"
 #include "workers/job.h"
+#include "workers/stats_async.h"
 #include "workers/stats_runner.h"
 
 namespace mother::cuda {
@@ -68,92 +69,9 @@ Napi::Value Devices(const Napi::CallbackInfo& info) {
   }
 }
 
-// As the CPU addon's StatsWorker: work off the main thread, progress coalesced, a final
-// (total, total), AbortError on cancel, errors with code / file / tensor.
-class CudaStatsWorker : public Napi::AsyncProgressWorker<uint64_t> {
- public:
-  CudaStatsWorker(Napi::Env env, jobs::StatsJob job, CancelFlag cancel, Napi::Value on_progress)
-      : Napi::AsyncProgressWorker<uint64_t>(env, "mother:cudaComputeStats"),
-        deferred_(Napi::Promise::Deferred::New(env)), job_(std::move(job)), cancel_(std::move(cancel)),
-        total_(planned_bytes(job_)) {
-    if (on_progress.IsFunction()) callback_ = Napi::Persistent(on_progress.As<Napi::Function>());
-  }
-  Napi::Promise promise() { return deferred_.Promise(); }
-
-  void Execute(const ExecutionProgress& progress) override {
-    try {
-      out_ = run_cuda_stats(job_, cancel_, [&](uint64_t done, uint64_t total) {
-        uint64_t v[2] = {done, total};
-        progress.Send(v, 2);
-      });
-    } catch (const stats::Aborted&) {
-      aborted_ = true;
-    } catch (...) {
-      error_ = current_exception_as_error();
-    }
-  }
-
-  void OnProgress(const uint64_t* data, size_t count) override {
-    if (finished_ || count < 2) return;
-    Napi::HandleScope scope(Env());
-    report(data[0], data[1]);
-  }
-
-  void OnOK() override {
-    finished_ = true;
-    Napi::Env env = Env();
-    Napi::HandleScope scope(env);
-    if (!aborted_ && !error_ && callback_error_.IsEmpty()) report(total_, total_);
-    if (!callback_error_.IsEmpty()) deferred_.Reject(callback_error_.Value());
-    else if (aborted_) deferred_.Reject(abort_error(env).Value());
-    else if (error_) deferred_.Reject(to_js_error(env, *error_).Value());
-    else deferred_.Resolve(jobs::build_result(env, out_, job_));
-  }
-
- private:
-  void report(uint64_t done, uint64_t total) {
-    if (callback_.IsEmpty() || !callback_error_.IsEmpty()) return;
-    try {
-      callback_.Call({Napi::Number::New(Env(), double(done)), Napi::Number::New(Env(), double(total))});
-    } catch (const Napi::Error& e) {
-      callback_error_ = Napi::Persistent(e.Value());
-      cancel_->store(true);
-    }
-  }
-
-  Napi::Promise::Deferred deferred_;
-  jobs::StatsJob job_;
-  CancelFlag cancel_;
-  uint64_t total_;
-  Napi::FunctionReference callback_;
-  Napi::ObjectReference callback_error_;
-  jobs::StatsOutput out_;
-  bool aborted_ = false, finished_ = false;
-  std::optional<Error> error_;
-};
-
+// The CPU addon's AsyncWorker (workers/stats_async.h) running the CUDA pipeline.
 Napi::Value ComputeStats(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  CudaStatsWorker* w = nullptr;
-  try {
-    Napi::Value progress = info.Length() > 1 ? info[1] : env.Undefined();
-    if (!progress.IsFunction() && !progress.IsNull() && !progress.IsUndefined())
-      throw Error("E_JOB_INVALID", "onProgress must be a function or null");
-    CancelFlag cancel = CancelTokenWrap::flag_of(info.Length() > 2 ? info[2] : env.Undefined());
-    jobs::StatsJob job = jobs::parse_job(info.Length() > 0 ? info[0] : env.Undefined());
-    w = new CudaStatsWorker(env, std::move(job), std::move(cancel), progress);
-  } catch (const Napi::Error& e) {
-    auto d = Napi::Promise::Deferred::New(env);
-    d.Reject(e.Value());
-    return d.Promise();
-  } catch (...) {
-    auto d = Napi::Promise::Deferred::New(env);
-    d.Reject(to_js_error(env, current_exception_as_error()).Value());
-    return d.Promise();
-  }
-  Napi::Promise p = w->promise();
-  w->Queue();
-  return p;
+  return ComputeStatsWith(info, run_cuda_stats, planned_bytes);
 }
 
 }  // namespace
