@@ -270,6 +270,38 @@ describe('pairwise', () => {
     }
   });
 
+  it('maxabs alone (integer max on |d| bits where SIMD allows): NaN anywhere, Inf - Inf, -0, denormals, every ISA', () => {
+    const r = rng(21);
+    for (const len of [1, 15, 16, 17, 1000, 1024, 1025, 4099]) {
+      for (const where of [0, len - 1, Math.floor(len / 2)]) {
+        const vals = Array.from({ length: 6 }, () => Array.from({ length: len }, () => r.gauss()));
+        vals[1][where] = NaN;
+        vals[2][where] = Infinity;
+        vals[3][where] = Infinity;  // 2 vs 3: Inf - Inf = NaN
+        vals[4][where] = -0;
+        vals[5][where] = 1e-42;     // denormal next to -0 in model 4
+        const bytes = vals.map((v) => new Uint8Array(Float32Array.from(v).buffer));
+        const xs = vals.map((v) => Float64Array.from(v, Math.fround));
+        for (const isa of ISAS) {
+          const got = kernels.pairwise(bytes, 'F32', isa, { metrics: ['maxabs'] });
+          for (let i = 0; i < 6; i++)
+            for (let j = i + 1; j < 6; j++) {
+              let want = 0;
+              for (let k = 0; k < len; k++) want = Math.max(want, Math.abs(xs[i][k] - xs[j][k]));  // Math.max keeps NaN
+              const g = got.maxabs[i * 6 + j];
+              const label = `len ${len} at ${where} ${isa} (${i},${j})`;
+              if (Number.isNaN(want)) expect(g, label).toBeNaN();
+              else if (want === Infinity) expect(g, label).toBe(Infinity);
+              else expect(Math.abs(g - want), label).toBeLessThanOrEqual(2 ** -23 * want);  // x - y rounded to float32
+            }
+          expect(got.maxabs[1 * 6 + 0]).toBeNaN();  // mirrored
+          expect(got.maxabs[2 * 6 + 3]).toBeNaN();
+          expect(got.maxabs[0 * 6 + 2]).toBe(Infinity);
+        }
+      }
+    }
+  });
+
   it('float32 accumulation stays within 1e-6 of float64 for n = 1e7 nearly identical models', () => {
     const n = 10_000_000, r = rng(12);
     const a = new Float32Array(n), b = new Float32Array(n);

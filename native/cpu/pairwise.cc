@@ -6,6 +6,7 @@
 // computed: each of the 16 metric sets is its own template instance, so sumsq alone is fastest.
 // Known limit: float32 lanes overflow for |x_i - x_j| > ~1.8e19 (sumsq) -- never seen in weights.
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include "cpu/isa_impl.h"
 #if MOTHER_X86
@@ -78,6 +79,7 @@ static inline float hmax_sse2(__m128 v) {
 #define PW_FMA(a, b, c) _mm_add_ps(_mm_mul_ps(a, b), c)
 #define PW_HSUM hsum_sse2
 #define PW_HMAX hmax_sse2
+#define PW_STICKY_MAX 0
 #define PW_TWO_ROW_ACCS 1
 #include "cpu/pairwise_body.inc"
 #undef PW_NS
@@ -94,6 +96,7 @@ static inline float hmax_sse2(__m128 v) {
 #undef PW_FMA
 #undef PW_HSUM
 #undef PW_HMAX
+#undef PW_STICKY_MAX
 #undef PW_TWO_ROW_ACCS
 
 // ---- AVX2 + FMA ----------------------------------------------------------------------------------
@@ -102,11 +105,16 @@ MOTHER_AVX2_INLINE double hsum_avx2(__m256 v) {
   __m128d h = _mm_add_pd(_mm256_castpd256_pd128(s), _mm256_extractf128_pd(s, 1));
   return _mm_cvtsd_f64(h) + _mm_cvtsd_f64(_mm_unpackhi_pd(h, h));
 }
+// max of |d| lanes kept as integer bit patterns (see PW_STICKY_MAX): an integer max, read back as
+// a float (NaN stays NaN).
+MOTHER_AVX2_INLINE __m256 imax_avx2(__m256 a, __m256 b) {
+  return _mm256_castsi256_ps(_mm256_max_epi32(_mm256_castps_si256(a), _mm256_castps_si256(b)));
+}
 MOTHER_AVX2_INLINE float hmax_avx2(__m256 v) {
-  __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  m = _mm_max_ps(m, _mm_movehl_ps(m, m));
-  m = _mm_max_ps(m, _mm_shuffle_ps(m, m, 1));
-  return _mm_cvtss_f32(m);
+  __m128i m = _mm_max_epi32(_mm256_castsi256_si128(_mm256_castps_si256(v)), _mm256_extracti128_si256(_mm256_castps_si256(v), 1));
+  m = _mm_max_epi32(m, _mm_shuffle_epi32(m, 0x4e));
+  m = _mm_max_epi32(m, _mm_shuffle_epi32(m, 0xb1));
+  return _mm_cvtss_f32(_mm_castsi128_ps(m));
 }
 #define PW_NS avx2
 #define PW_TARGET MOTHER_AVX2
@@ -118,10 +126,11 @@ MOTHER_AVX2_INLINE float hmax_avx2(__m256 v) {
 #define PW_SUB _mm256_sub_ps
 #define PW_ADD _mm256_add_ps
 #define PW_ABS(v) _mm256_andnot_ps(_mm256_set1_ps(-0.0f), v)
-#define PW_MAX(ad, acc) _mm256_max_ps(ad, acc)
+#define PW_MAX(ad, acc) imax_avx2(ad, acc)
 #define PW_FMA(a, b, c) _mm256_fmadd_ps(a, b, c)
 #define PW_HSUM hsum_avx2
 #define PW_HMAX hmax_avx2
+#define PW_STICKY_MAX 1
 #define PW_TWO_ROW_ACCS 1
 #include "cpu/pairwise_body.inc"
 #undef PW_NS
@@ -138,6 +147,7 @@ MOTHER_AVX2_INLINE float hmax_avx2(__m256 v) {
 #undef PW_FMA
 #undef PW_HSUM
 #undef PW_HMAX
+#undef PW_STICKY_MAX
 #undef PW_TWO_ROW_ACCS
 
 // ---- AVX-512 -------------------------------------------------------------------------------------
@@ -145,7 +155,12 @@ MOTHER_AVX512_INLINE double hsum_avx512(__m512 v) {
   __m512d s = _mm512_add_pd(_mm512_cvtps_pd(_mm512_castps512_ps256(v)), _mm512_cvtps_pd(_mm512_extractf32x8_ps(v, 1)));
   return _mm512_reduce_add_pd(s);
 }
-MOTHER_AVX512_INLINE float hmax_avx512(__m512 v) { return _mm512_reduce_max_ps(v); }
+MOTHER_AVX512_INLINE float hmax_avx512(__m512 v) {
+  const int m = _mm512_reduce_max_epi32(_mm512_castps_si512(v));
+  float f;
+  std::memcpy(&f, &m, 4);
+  return f;
+}
 #define PW_NS avx512
 #define PW_TARGET MOTHER_AVX512
 #define PW_VEC __m512
@@ -156,10 +171,11 @@ MOTHER_AVX512_INLINE float hmax_avx512(__m512 v) { return _mm512_reduce_max_ps(v
 #define PW_SUB _mm512_sub_ps
 #define PW_ADD _mm512_add_ps
 #define PW_ABS(v) _mm512_abs_ps(v)
-#define PW_MAX(ad, acc) _mm512_max_ps(ad, acc)
+#define PW_MAX(ad, acc) _mm512_castsi512_ps(_mm512_max_epi32(_mm512_castps_si512(ad), _mm512_castps_si512(acc)))
 #define PW_FMA(a, b, c) _mm512_fmadd_ps(a, b, c)
 #define PW_HSUM hsum_avx512
 #define PW_HMAX hmax_avx512
+#define PW_STICKY_MAX 1
 #define PW_TWO_ROW_ACCS 2
 #include "cpu/pairwise_body.inc"
 #undef PW_NS
@@ -176,6 +192,7 @@ MOTHER_AVX512_INLINE float hmax_avx512(__m512 v) { return _mm512_reduce_max_ps(v
 #undef PW_FMA
 #undef PW_HSUM
 #undef PW_HMAX
+#undef PW_STICKY_MAX
 #undef PW_TWO_ROW_ACCS
 #endif  // MOTHER_X86
 
