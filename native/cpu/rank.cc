@@ -236,7 +236,7 @@ struct Workspace {
     return 8 * (c.capacity() + copy.capacity() + G.capacity() + M.capacity() + H.capacity() + A.capacity() + GP.capacity());
   }
 };
-constexpr size_t kKeepBytes = size_t(32) << 20;
+constexpr size_t kKeepBytes = size_t(16) << 20;
 Workspace& workspace() {
   thread_local Workspace w;
   return w;
@@ -422,10 +422,12 @@ struct Certifier {
       // kernel runs ~5x faster than kk^2 / 2 separate dot products. Same rounding bound.
       const size_t kp = (kk + 7) / 8 * 8;
       A.assign(l * kp, 0.0);
-      for (size_t a = 0; a < kk; ++a) {
-        const double* c = col[j + a] + j;
-        for (size_t i = 0; i < l; ++i) A[i * kp + a] = c[i];
-      }
+      for (size_t a0 = 0; a0 < kk; a0 += 16)  // tiled transpose, as in diff_rank
+        for (size_t i0 = 0; i0 < l; i0 += 16)
+          for (size_t a = a0; a < std::min(kk, a0 + 16); ++a) {
+            const double* c = col[j + a] + j;
+            for (size_t i = i0; i < std::min(l, i0 + 16); ++i) A[i * kp + a] = c[i];
+          }
       GP.resize(kp * kp);
       o.gemm_tn(A.data(), kp, A.data(), kp, GP.data(), kp, l, kp, kp);
       for (size_t a = 0; a < kk; ++a)
@@ -454,6 +456,9 @@ struct Certifier {
   // and the additive error terms err2 of forming H: |.|_2^2 <= B^2.
   bool test(double b0, double* B) {
     const size_t n = hn;
+    // A Rayleigh quotient above b0^2 proves the test fails: skip the Cholesky (a few
+    // matrix-vector products instead of n^3 / 6; the leak above makes this common at large k / j).
+    if (n >= 64 && rayleigh(8) > b0 * b0 * (1 + 1e-9)) return false;
     M.assign(n * n, 0.0);
     for (size_t a = 0; a < n; ++a)
       for (size_t b = 0; b <= a; ++b) M[a * n + b] = (a == b ? b0 * b0 : 0.0) - H[a * n + b];
@@ -465,13 +470,16 @@ struct Certifier {
 
   // sqrt of H's largest eigenvalue estimated by power iteration (a lower bound up to rounding):
   // the target for a tighter certificate when B ~ tol leaves a count undecided.
-  double norm_estimate() {
+  double norm_estimate() { return std::sqrt(rayleigh(60)); }
+
+  // Largest Rayleigh quotient of H met in `iters` power iterations (<= its largest eigenvalue).
+  double rayleigh(int iters) {
     const size_t n = hn;
     if (n == 0) return 0;
     std::vector<double> x(n), y(n);
     for (size_t a = 0; a < n; ++a) x[a] = 1.0 + 0.1 * double(a % 7);
     double lam = 0;
-    for (int it = 0; it < 60; ++it) {
+    for (int it = 0; it < iters; ++it) {
       const double nx = std::sqrt(t.dot(x.data(), x.data(), n));
       if (!(nx > 0)) return 0;
       for (size_t a = 0; a < n; ++a) x[a] /= nx;
@@ -479,7 +487,7 @@ struct Certifier {
       lam = std::max(lam, t.dot(x.data(), y.data(), n));
       std::swap(x, y);
     }
-    return std::sqrt(lam);
+    return lam;
   }
 
   // The pivot columns' own noise leaks into R22 as a rank-j part lying in the row space of
@@ -540,15 +548,26 @@ struct Certifier {
     for (size_t q = 0; q < k; ++q)
       for (size_t c = 0; c < j; ++c)
         for (size_t d = 0; d < j; ++d) U[q * j + d] += V[q * j + c] * S[c * j + d];
+    // C = V T1^T + T1 V^T - U V^T as one product [V T1 -U] (k x 3j) by [T1 V V]^T (3j x k).
+    const size_t kp = (k + 7) / 8 * 8, j3 = 3 * j;
+    A.assign(k * j3, 0.0);
+    GP.assign(j3 * kp, 0.0);
+    for (size_t q = 0; q < k; ++q)
+      for (size_t c = 0; c < j; ++c) {
+        A[q * j3 + c] = V[q * j + c];
+        A[q * j3 + j + c] = T1[q * j + c];
+        A[q * j3 + 2 * j + c] = -U[q * j + c];
+        GP[c * kp + q] = T1[q * j + c];
+        GP[(j + c) * kp + q] = GP[(2 * j + c) * kp + q] = V[q * j + c];
+      }
+    M.resize(k * kp);
+    o.gemm_nn(A.data(), j3, GP.data(), kp, M.data(), kp, k, j3, kp);
     H.assign(k * k, 0.0);
     hn = k;
     for (size_t a = 0; a < k; ++a)
       for (size_t b = 0; b <= a; ++b) {
         const double g = a >= j && b >= j ? G[(a - j) * kk + (b - j)] : 0.0;
-        const double* Va = V.data() + a * j;
-        const double* Vb = V.data() + b * j;
-        H[a * k + b] = H[b * k + a] = g - t.dot(Va, T1.data() + b * j, j) - t.dot(T1.data() + a * j, Vb, j) +
-                                      t.dot(U.data() + a * j, Vb, j);
+        H[a * k + b] = H[b * k + a] = g - M[a * kp + b];
       }
     // Rounding of P Gfull P: a few products of length <= k with |V| <= 1 entries, |T1|, |U| ~ |G|.
     err2 = 1.1 * double(len - j) * kEps * trace + 8.8 * double(k) * double(j + 2) * kEps * trace + xp2;
@@ -739,11 +758,16 @@ int diff_rank(const float* a, const float* b, size_t rows, size_t cols, const Ra
   if (k <= opt.exact_limit || l_max >= k) {
     // Columns of the tall orientation: D's columns when rows >= cols, else its rows.
     Cols c(k, len, workspace().c);
-    for (size_t i = 0; i < m; ++i)
-      for (size_t j = 0; j < n; ++j) {
-        const double d = double(a[i * n + j]) - double(b[i * n + j]);
-        if (m >= n) c.col(j)[i] = d; else c.col(i)[j] = d;
-      }
+    if (m < n) {
+      for (size_t i = 0; i < m; ++i)
+        for (size_t j = 0; j < n; ++j) c.col(i)[j] = double(a[i * n + j]) - double(b[i * n + j]);
+    } else {
+      // Transposing: 16 x 16 tiles keep both sides in cache (a plain loop misses on every write).
+      for (size_t i0 = 0; i0 < m; i0 += 16)
+        for (size_t j0 = 0; j0 < n; j0 += 16)
+          for (size_t j = j0; j < std::min(n, j0 + 16); ++j)
+            for (size_t i = i0; i < std::min(m, i0 + 16); ++i) c.col(j)[i] = double(a[i * n + j]) - double(b[i * n + j]);
+    }
     const int r = count_rank(c, ts, skip, t, o, opt.reference);
     if (workspace().bytes() > kKeepBytes) workspace() = Workspace{};
     return r;
