@@ -1,6 +1,5 @@
 // Shared by the kernels tests: seeded random data, exact dtype rounding in JS, float64 references.
-import { createRequire } from 'node:module';
-import type { ComputeDType, CpuAddon, KernelExports } from '../src/native.js';
+import { cpuAddon, type ComputeDType, type KernelExports } from '../src/native.js';
 
 /** kernels.pairwise as built: options (metrics, row range) beyond src/native.ts's declaration. */
 export type Kernels = KernelExports & {
@@ -11,8 +10,8 @@ export type Kernels = KernelExports & {
   readBandwidth(bytes: number, threads?: number, passes?: number): number;
 };
 
-const require = createRequire(import.meta.url);
-export const addon = require('../build/Release/mother_cpu.node') as CpuAddon;
+// Through the loader, so MOTHER_CPU_ADDON (e.g. tools/asan-build.sh's sanitizer build) applies here too.
+export const addon = cpuAddon();
 export const kernels = addon.kernels as Kernels;
 
 /** Every ISA this CPU runs, weakest first. */
