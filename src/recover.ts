@@ -161,6 +161,7 @@ export async function recover(inputs: string[], options: RecoverOptions = {}): P
     // Rows in discovery order, whatever the grouping.
     const order = new Map(models.map((m, i) => [m.id, i]));
     rows.sort((a, b) => order.get(a.id)! - order.get(b.id)!);
+    checkAbort(); // an abort during the last group's graph stage still wins
     diagnostics.seconds.total = (performance.now() - t0) / 1000;
     progress({ stage: 'done', done: 1, total: 1 });
     return { models: rows, families, diagnostics };

@@ -13,7 +13,7 @@ export const EXIT_BAD_INPUT = 2;
 export const EXIT_CANCELLED = 130;
 
 /** MotherError code prefixes that blame the input, not the program. */
-const BAD_INPUT_PREFIXES = ['E_USAGE', 'E_INPUT_', 'E_HEADER_', 'E_IO_', 'E_SHARD_', 'E_DTYPE_'];
+const BAD_INPUT_PREFIXES = ['E_USAGE', 'E_INPUT_', 'E_HEADER_', 'E_IO_', 'E_SHARD_', 'E_DTYPE_', 'E_GRAPH_INPUT', 'E_BACKEND_UNAVAILABLE'];
 
 interface ErrorLike {
   name?: unknown;
