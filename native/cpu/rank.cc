@@ -1,11 +1,16 @@
 // Numerical rank of A - B (the LoRA distance), in float64.
 //
-// Exact path: Householder QR of the tall orientation of D = A - B down to a k x k triangle
-// (k = min(rows, cols)), then one-sided Jacobi (Hestenes) on its columns; singular values are the
-// final column norms. Jacobi on D itself, not eigenvalues of D^T D, keeps all ~16 digits.
-// Randomized path (k > exact_limit): Gaussian sketch with max_rank + 10 columns from a fixed-seed
-// PRNG, 2 power iterations re-orthonormalised by two-pass Gram-Schmidt, then the exact path on the
-// small projection Q^T D. Singular values above the tolerance of kernels.h are counted.
+// Exact path (min(rows, cols) <= exact_limit): Householder QR with column pivoting of the tall
+// orientation of D = A - B, stopped as soon as two certificates prove the count (qrcp_rank below:
+// a LoRA-style rank-r difference costs ~r QR steps plus one Gram/Cholesky test of what is left).
+// When they cannot (a singular value within the rounding bound of tol, or noise = 0), the
+// reference answers: Householder QR down to a k x k triangle, then one-sided Jacobi (Hestenes) on
+// its columns, singular values = final column norms (Jacobi on D itself, not eigenvalues of
+// D^T D, keeps all ~16 digits).
+// Randomized path: Gaussian sketches of 32, 64, ... columns (fixed-seed PRNG, at most
+// max_rank + 10), 2 power iterations re-orthonormalised by two-pass Gram-Schmidt, products by the
+// blocked kernels of rank_body.inc, then the exact count of the small projection Q^T D.
+// Singular values above the tolerance of kernels.h are counted.
 #include <algorithm>
 #include <cmath>
 #include <vector>
