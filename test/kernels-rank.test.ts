@@ -239,6 +239,14 @@ describe('rank: fast path vs the float64 Jacobi reference', () => {
     const { W, C } = lora(520, 520, 40, 1e-2, 8);
     expect(rank(W, C, 520, 520, 'BF16', { exactLimit: 100 })).toBe(40);
     expect(rank(W, C, 520, 520, 'BF16', { exactLimit: 100, maxRank: 35 })).toBe(36);
+    // maxRank + 10 just below min(rows, cols): the sketch is capped at min(rows, cols) (rounded
+    // down to whole vectors), never wider than the matrix.
+    const g = rng(31).gauss;
+    const a = Float64Array.from({ length: 120 * 106 }, g), b = Float64Array.from({ length: 120 * 106 }, g);
+    for (const isa of isas()) {
+      expect(rank(a, b, 120, 106, 'F32', { exactLimit: 100, maxRank: 95, isa })).toBe(96);
+      expect(rank(a, b, 106, 120, 'F32', { exactLimit: 100, maxRank: 95, isa })).toBe(96);
+    }
   });
 });
 

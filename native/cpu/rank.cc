@@ -784,7 +784,9 @@ int diff_rank(const float* a, const float* b, size_t rows, size_t cols, const Ra
   // never exceeds the true one (interlacing): growing only stops once 10 columns oversample it.
   std::vector<double> D(m * n);
   for (size_t i = 0; i < m * n; ++i) D[i] = double(a[i]) - double(b[i]);
-  const size_t l_cap = (l_max + 7) / 8 * 8;
+  // Multiples of 8 (the product kernels' vectors), and never wider than min(rows, cols): the sketch
+  // Z = D^T Q (cols x l) must stay tall for the exact count.
+  const size_t l_cap = std::min((l_max + 7) / 8 * 8, k / 8 * 8);
   for (size_t l = std::min<size_t>(32, l_cap);; l = std::min(l_cap, 2 * l)) {
     std::vector<double> omega(n * l), Y(m * l), Z(n * l);
     Gauss g(opt.seed);
