@@ -584,6 +584,7 @@ struct Certifier {
 // a singular value may lie within the rounding bound of tol.
 int qrcp_rank(Cols& c, const TolSpec& ts, const KernelTable& t, const rk::Ops& o) {
   const size_t k = c.k, len = c.len;
+  if (len < k) return kUndecided;  // callers pass the tall orientation; the reference takes any
   std::vector<double*> col(k);
   std::vector<double> n2(k), ref2(k), rdiag(k, 0.0);
   double fro2 = 0, cmax2 = 0;
