@@ -71,7 +71,7 @@ Napi::Value Devices(const Napi::CallbackInfo& info) {
 
 // The CPU addon's AsyncWorker (workers/stats_async.h) running the CUDA pipeline.
 Napi::Value ComputeStats(const Napi::CallbackInfo& info) {
-  return ComputeStatsWith(info, run_cuda_stats, planned_bytes);
+  return ComputeStatsWith(info, run_cuda_stats, stats::planned_bytes);
 }
 
 }  // namespace

@@ -11,7 +11,6 @@
 #include "cuda/cuda_check.h"
 #include "cuda/device.h"
 #include "cuda/kernels.cuh"
-#include "cuda/rank_host.h"
 #include "io/file_reader.h"
 #include "workers/errors.h"
 #include "workers/stats_runner.h"  // stats::Aborted: one cancellation type for both backends
@@ -20,11 +19,6 @@ namespace mother::cuda {
 
 namespace {
 
-uint64_t tensor_bytes(const jobs::Tensor& t) {
-  uint64_t b = 0;
-  for (const auto& s : t.sources) b += t.numel() * dtype_size(s.dtype);
-  return b;
-}
 
 // As in the CPU runner: one stretch of one tensor inside a chunk, stored at x_offset (elements)
 // in every model's slot; small tensors are packed into one chunk so they cost one transfer.
@@ -57,10 +51,19 @@ class Pipeline {
     dev_ = use_device(job_.device);  // fails fast (E_CUDA_*) before any file is read
     open_files();
     plan();
-    total_ = planned_bytes(job_);
+    total_ = stats::planned_bytes(job_);
     if (!batches_.empty()) gpu_pass();
     if (job_.rank) {
-      if (!rank_pass(job_, files_, job_.threads, cancel_, out_.rank, &bytes_read_)) throw stats::Aborted{};
+      // The rank pass runs on the CPU, through the CPU addon's own runner (cpu::diff_rank; no
+      // cuSOLVER dependency): a rank-only copy of the job, progress continuing from the GPU pass.
+      jobs::StatsJob rank_job = job_;
+      rank_job.kurtosis = rank_job.sumsq = rank_job.sumabs = rank_job.maxabs = rank_job.dot = false;
+      const uint64_t before = bytes_read_.load();
+      jobs::StatsOutput r = stats::run_stats(rank_job, cancel_, [&](uint64_t done, uint64_t) {
+        if (progress_) progress_(before + done, total_);
+      });
+      out_.rank = std::move(r.rank);
+      bytes_read_ += r.bytes_read;
     }
     files_.clear();
     finish();
@@ -325,15 +328,6 @@ class Pipeline {
 };
 
 }  // namespace
-
-uint64_t planned_bytes(const jobs::StatsJob& job) {
-  uint64_t total = 0;
-  if (job.kurtosis || job.any_pairwise()) total += job.total_bytes();
-  if (job.rank)
-    for (const auto& t : job.tensors)
-      if (rank_eligible(t)) total += tensor_bytes(t);
-  return total;
-}
 
 jobs::StatsOutput run_cuda_stats(const jobs::StatsJob& job, const std::shared_ptr<std::atomic<bool>>& cancel,
                                  const std::function<void(uint64_t, uint64_t)>& progress) {

@@ -10,12 +10,10 @@
 
 namespace mother::cuda {
 
-// Bytes run_cuda_stats reads (the chunked GPU pass, plus the whole-tensor CPU rank pass).
-uint64_t planned_bytes(const jobs::StatsJob& job);
-
 // Streams every model's stretch of each tensor through pinned staging buffers to the device
 // (double-buffered: the host reads chunk b+1 while the GPU copies and computes chunk b), runs the
-// moments and pairwise kernels there, and the rank pass on the CPU (rank_host.cc).
+// moments and pairwise kernels there, and the rank pass on the CPU (stats::run_stats, rank only).
+// Reads stats::planned_bytes(job) bytes, as the CPU runner.
 // Throws mother::Error (E_CUDA_*, E_IO_*) or stats::Aborted when `cancel` is set; `progress` is
 // called on the calling thread at most every 50 ms.
 jobs::StatsOutput run_cuda_stats(const jobs::StatsJob& job, const std::shared_ptr<std::atomic<bool>>& cancel,
