@@ -1,17 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { minDirectedSpanningTree } from '../src/graph/arborescence.js';
 import { GraphError } from '../src/graph/types.js';
+import { mulberry32 } from '../src/graph/confidence.js';
 
-function rng(seed: number) {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const rng = mulberry32;
 
 /** Every parent assignment; keeps those that are forests with allowed roots. Returns the best cost. */
 function brute(n: number, W: number[], rootCost: (v: number) => number | undefined, fixedRoot?: number, single = false): number {
