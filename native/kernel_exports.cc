@@ -209,8 +209,9 @@ Napi::Value RankFn(const Napi::CallbackInfo& info) {
   const Bytes a = get_bytes(env, info[0], "rank: a", t), b = get_bytes(env, info[1], "rank: b", t);
   const size_t rows = get_index(env, info[2], "rank: rows", size_t(1) << 31);
   const size_t cols = get_index(env, info[3], "rank: cols", size_t(1) << 31);
-  const size_t n = rows * cols;
-  if (a.length != n * dtype_size(t) || b.length != n * dtype_size(t))
+  const size_t n = rows * cols;  // < 2^62: no wrap; n * dtype_size may wrap, so compare by division
+  const size_t es = dtype_size(t);
+  if (a.length % es || b.length % es || a.length / es != n || b.length / es != n)
     range_error(env, "rank: a and b must hold rows * cols = " + std::to_string(n) + " elements of " + dtype_name(t));
   RankOptions opt;
   opt.unit_roundoff = t == DType::F64 ? 0x1p-24 : unit_roundoff(t);

@@ -88,6 +88,9 @@ describe('rank', () => {
     expect(() => kernels.rank(new Uint8Array(24), new Uint8Array(24), 2, 3, 'F32', { noise: -1 })).toThrow(/noise/);
     expect(() => kernels.rank(new Uint8Array(24), new Uint8Array(24), 2.5, 3, 'F32')).toThrow(/rows/);
     expect(kernels.rank(new Uint8Array(0), new Uint8Array(0), 0, 3, 'F32')).toBe(0);
+    // rows * cols * 4 = 2^64 wraps to 0 bytes: must be refused, not run on empty buffers (crashed).
+    expect(() => kernels.rank(new Uint8Array(0), new Uint8Array(0), 2 ** 31, 2 ** 31, 'F32')).toThrow(RangeError);
+    expect(() => kernels.rank(new Uint8Array(0), new Uint8Array(0), 2 ** 31, 2 ** 30, 'F64')).toThrow(RangeError);
   });
 });
 
