@@ -112,7 +112,8 @@ export async function recover(inputs: string[], options: RecoverOptions = {}): P
 
       // Rank statistics (LoRA distance) where they can matter: every family when distance 'lora' is
       // asked for, else the families whose models look adapter-tuned (see looksAdapterTuned).
-      if (options.distance !== 'ft' && group.models.length > 1) {
+      // A single-model group still gets the (empty) rank table: recoverGraph requires it for 'lora'.
+      if (options.distance === 'lora' || (options.distance !== 'ft' && group.models.length > 1)) {
         const fams = clusterFamilies(relatedness(gs.stats), group.models.length, options.families);
         const wanted = options.distance === 'lora' ? fams : fams.filter((f) => looksAdapterTuned(gs.stats, f));
         if (wanted.length) {

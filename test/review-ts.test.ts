@@ -1,0 +1,27 @@
+/** Regression tests for defects found in the TypeScript review. */
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { recover } from '../src/index.js';
+import { makeTempDir, removeTempDir, writeSafetensors } from './helpers/safetensors.js';
+
+let dir: string;
+beforeAll(async () => { dir = await makeTempDir('mother-review-'); });
+afterAll(async () => { await removeTempDir(dir); });
+
+const wave = (n: number, f: number, shift = 0) => Array.from({ length: n }, (_, i) => Math.sin(i * f + shift));
+
+describe('recover', () => {
+  it("distance 'lora' works for an architecture group of a single model", async () => {
+    const a = join(dir, 'single.safetensors');
+    await writeSafetensors(a, [{ name: 'w', dtype: 'F32', shape: [8, 8], data: wave(64, 1.7) }]);
+    const r = await recover([a], { distance: 'lora', backend: 'cpu', bootstrap: 0 });
+    expect(r.models.map((m) => [m.id, m.parent])).toEqual([['single', null]]);
+    // The same with a second architecture group of two models beside it.
+    const b = join(dir, 'p.safetensors'), c = join(dir, 'c.safetensors');
+    await writeSafetensors(b, [{ name: 'v', dtype: 'F32', shape: [6, 6], data: wave(36, 0.9) }]);
+    await writeSafetensors(c, [{ name: 'v', dtype: 'F32', shape: [6, 6], data: wave(36, 0.9).map((x, i) => x + (i % 6 === 0 ? 0.05 : 0)) }]);
+    const r2 = await recover([a, b, c], { distance: 'lora', backend: 'cpu', bootstrap: 0 });
+    expect(r2.families.length).toBe(2);
+    expect(r2.models.find((m) => m.id === 'single')!.parent).toBeNull();
+  });
+});
