@@ -24,4 +24,15 @@ describe('recover', () => {
     expect(r2.families.length).toBe(2);
     expect(r2.models.find((m) => m.id === 'single')!.parent).toBeNull();
   });
+
+  it('minElements 0 still leaves out empty tensors (the graph stage cannot use them)', async () => {
+    const p = join(dir, 'e-p.safetensors'), c = join(dir, 'e-c.safetensors');
+    const v = wave(36, 0.9);
+    await writeSafetensors(p, [{ name: 'v', dtype: 'F32', shape: [6, 6], data: v }, { name: 'e', dtype: 'F32', shape: [0, 4] }]);
+    await writeSafetensors(c, [{ name: 'v', dtype: 'F32', shape: [6, 6], data: v.map((x, i) => x + (i % 6 === 0 ? 0.05 : 0)) }, { name: 'e', dtype: 'F32', shape: [0, 4] }]);
+    const r = await recover([p, c], { backend: 'cpu', minElements: 0, bootstrap: 0 });
+    expect(r.diagnostics.tensorsUsed).toBe(1);
+    expect(r.diagnostics.tensorsSkipped).toEqual([{ name: 'e', reason: 'empty tensor' }]);
+    expect(r.models.filter((m) => m.parent === null)).toHaveLength(1);
+  });
 });

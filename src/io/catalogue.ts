@@ -184,7 +184,8 @@ export function catalogueGroup(models: Model[], opts: SelectOptions = {}): Archi
       continue;
     }
     const numel = all[0]!.numel;
-    if (numel < minElements) {
+    // Empty tensors always go, whatever minElements: they have no moments and no rank view.
+    if (numel === 0 || numel < minElements) {
       skipped.push({ name, reason: numel === 0 ? 'empty tensor' : `fewer than ${minElements} elements` });
       continue;
     }
