@@ -32,6 +32,7 @@ export function checkRecoverOptions(o: RecoverOptions): void {
     throw expected('an integer >= 1', 'families', o.families);
   if (o.bootstrap !== undefined && !(Number.isInteger(o.bootstrap) && o.bootstrap >= 0))
     throw expected('an integer >= 0', 'bootstrap', o.bootstrap);
+  if (o.seed !== undefined && !Number.isInteger(o.seed)) throw expected('an integer', 'seed', o.seed);
   if (o.onProgress !== undefined && typeof o.onProgress !== 'function') throw expected('a function', 'onProgress', o.onProgress);
   for (const k of ['include', 'exclude'] as const) {
     const v = o[k];

@@ -2,6 +2,7 @@
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { recover } from '../src/index.js';
+import { InputError } from '../src/errors.js';
 import { makeTempDir, removeTempDir, writeSafetensors } from './helpers/safetensors.js';
 
 let dir: string;
@@ -34,5 +35,13 @@ describe('recover', () => {
     expect(r.diagnostics.tensorsUsed).toBe(1);
     expect(r.diagnostics.tensorsSkipped).toEqual([{ name: 'e', reason: 'empty tensor' }]);
     expect(r.models.filter((m) => m.parent === null)).toHaveLength(1);
+  });
+
+  it('a bad seed is an InputError before any work, like the other options', async () => {
+    for (const seed of [1.5, NaN, '3'])
+      await expect(recover(['/nonexistent/never-read'], { seed } as never)).rejects.toMatchObject({
+        name: 'InputError', code: 'E_INPUT_OPTION', message: expect.stringContaining('seed'),
+      });
+    await expect(recover(['/nonexistent/never-read'], { seed: 0.5 })).rejects.toBeInstanceOf(InputError);
   });
 });
