@@ -134,4 +134,16 @@ describe('stats runner threads', () => {
     expect(r.rank![0 * 3 + 2]).toBe(0);
     expect(r.rank![1 * 3 + 2]).toBe(2);
   });
+
+  it('rank pass: a pair whose matrix holds NaN/Inf has rank NaN (the kernel says -1), as kernels.rank', async () => {
+    // The graph drops non-finite ranks; a -1 would be summed into the LoRA distance as a rank.
+    const m = await models('rnan', 3, [{ name: 'w', shape: [6, 5], dtype: 'F32' }], (_t, k, base) => {
+      const v = Float64Array.from(base);
+      if (k === 2) v[7] = NaN;
+      return v;
+    });
+    const r = await cpuAddon().computeStats({ tensors: m.tensors, models: 3, kurtosis: false, sumsq: false, sumabs: false,
+      maxabs: false, dot: false, rank: true, perTensor: true, threads: 2 } as StatsJob, null, new (cpuAddon().CancelToken)());
+    expect(Array.from(r.rank!)).toEqual([0, 0, NaN, 0, 0, NaN, NaN, NaN, 0]);
+  });
 });

@@ -459,8 +459,10 @@ class Runner {
         size_t i = 0, left = p;
         while (left >= N_ - 1 - i) left -= N_ - 1 - i, ++i;
         size_t j = i + 1 + left;
-        out[i * N_ + j] = double(cpu::diff_rank(whole_.data() + i * numel, whole_.data() + j * numel,
-                                                size_t(ten.rows), size_t(ten.cols), opt));
+        const int r = cpu::diff_rank(whole_.data() + i * numel, whole_.data() + j * numel, size_t(ten.rows),
+                                     size_t(ten.cols), opt);
+        // -1: NaN/Inf in a matrix, no rank; NaN as kernels.rank (the graph skips non-finite ranks).
+        out[i * N_ + j] = r < 0 ? std::numeric_limits<double>::quiet_NaN() : double(r);
       }
     } catch (...) {
       fail();
