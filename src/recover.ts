@@ -75,6 +75,8 @@ export async function recover(inputs: string[], options: RecoverOptions = {}): P
     });
     if (options.families !== undefined && groups.length > 1)
       throw new InputError('E_INPUT_OPTION', `families=${options.families} was given but the models form ${groups.length} architecture groups; run each architecture separately to force a family count`);
+    if (options.families !== undefined && groups.length === 1 && options.families > groups[0]!.models.length)
+      throw new InputError('E_INPUT_OPTION', `families=${options.families} was given but there are only ${groups[0]!.models.length} models`);
 
     const totalBytes = groups.reduce((s, g) => s + g.tensors.reduce((a, t) => a + t.numel, 0) * g.models.length, 0);
     let doneBefore = 0;

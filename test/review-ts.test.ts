@@ -44,4 +44,16 @@ describe('recover', () => {
       });
     await expect(recover(['/nonexistent/never-read'], { seed: 0.5 })).rejects.toBeInstanceOf(InputError);
   });
+
+  it('families larger than the model count is an InputError (exit 2), not a GraphError', async () => {
+    const p = join(dir, 'f-p.safetensors'), c = join(dir, 'f-c.safetensors');
+    const v = wave(36, 0.9);
+    await writeSafetensors(p, [{ name: 'v', dtype: 'F32', shape: [6, 6], data: v }]);
+    await writeSafetensors(c, [{ name: 'v', dtype: 'F32', shape: [6, 6], data: v.map((x) => x * 1.01) }]);
+    await expect(recover([p, c], { backend: 'cpu', families: 3 })).rejects.toMatchObject({
+      name: 'InputError', code: 'E_INPUT_OPTION', message: expect.stringMatching(/families=3.*2 models/),
+    });
+    const r = await recover([p, c], { backend: 'cpu', families: 2, bootstrap: 0 });
+    expect(r.families).toHaveLength(2);
+  });
 });
