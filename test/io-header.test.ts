@@ -190,6 +190,14 @@ describe('readHeader: valid files', () => {
     expect(h.tensors.map((t) => t.name)).toEqual(['b\n"q"', '😀']);
   });
 
+  it('metadata keys that are Object.prototype names (__proto__, constructor) are kept as own keys', async () => {
+    const p = await raw('{"__metadata__":{"__proto__":"x","constructor":"y","format":"pt"}}');
+    for (const h of [cpuAddon().readHeaderSync(p), await cpuAddon().readHeader(p)]) {
+      expect(Object.entries(h.metadata!)).toEqual([['__proto__', 'x'], ['constructor', 'y'], ['format', 'pt']]);
+      expect(Object.getPrototypeOf(h.metadata)).toBe(Object.prototype);
+    }
+  });
+
   const zoo = '/work/shared/zoo';
   it.skipIf(!existsSync(zoo))('zoo files parse and match a manual JS parse', async () => {
     let checked = 0;

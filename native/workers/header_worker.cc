@@ -18,7 +18,11 @@ Napi::Object header_to_js(Napi::Env env, const std::string& path, const io::Head
   o.Set("dataOffset", Napi::Number::New(env, double(h.data_offset)));
   if (h.metadata) {
     Napi::Object md = Napi::Object::New(env);
-    for (const auto& [k, v] : *h.metadata) md.Set(k, Napi::String::New(env, v));
+    // Defined, not Set: a Set of "__proto__" would change the prototype (here: a no-op) and drop the key.
+    for (const auto& [k, v] : *h.metadata)
+      md.DefineProperty(Napi::PropertyDescriptor::Value(Napi::String::New(env, k), Napi::String::New(env, v),
+                                                        napi_property_attributes(napi_writable | napi_enumerable |
+                                                                                 napi_configurable)));
     o.Set("metadata", md);
   } else {
     o.Set("metadata", env.Null());
