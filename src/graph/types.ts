@@ -7,7 +7,7 @@
 export interface TensorStats {
   /** N model ids. */
   ids: string[];
-  /** T tensors (1-D: rows = 1; n-D: rows = product of all but the last dimension). */
+  /** T tensors (1-D: rows = 1; n-D: rows = shape[0], cols = product of the rest; see io matrixView). */
   tensors: { name: string; rows: number; cols: number; numel: number }[];
   /** T*N, index t*N + k: excess kurtosis (NaN if constant), mean, sum of squared deviations. */
   kurtosis: Float64Array;
