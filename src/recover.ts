@@ -78,7 +78,8 @@ export async function recover(inputs: string[], options: RecoverOptions = {}): P
     if (options.families !== undefined && groups.length === 1 && options.families > groups[0]!.models.length)
       throw new InputError('E_INPUT_OPTION', `families=${options.families} was given but there are only ${groups[0]!.models.length} models`);
 
-    const totalBytes = groups.reduce((s, g) => s + g.tensors.reduce((a, t) => a + t.numel, 0) * g.models.length, 0);
+    // Statistics progress counts elements (tensor elements x models), not bytes.
+    const totalElements = groups.reduce((s, g) => s + g.tensors.reduce((a, t) => a + t.numel, 0) * g.models.length, 0);
     let doneBefore = 0;
     const diagnostics: Diagnostics = {
       backend: 'cpu', device: '', threads: 0, tensorsUsed: 0, tensorsSkipped: [], bytesRead: 0,
@@ -101,7 +102,7 @@ export async function recover(inputs: string[], options: RecoverOptions = {}): P
       const gs = await groupStatistics(group, {
         backend: options.backend, device: options.device, threads: options.threads, signal,
         onProgress: (done, total) =>
-          progress({ stage: 'statistics', done: doneBefore + (total ? (done / total) * groupElements : 0), total: totalBytes }),
+          progress({ stage: 'statistics', done: doneBefore + (total ? Math.round((done / total) * groupElements) : 0), total: totalElements }),
       });
       doneBefore += groupElements;
       diagnostics.seconds.statistics += (performance.now() - ts) / 1000;

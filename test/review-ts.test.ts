@@ -56,4 +56,17 @@ describe('recover', () => {
     const r = await recover([p, c], { backend: 'cpu', families: 2, bootstrap: 0 });
     expect(r.families).toHaveLength(2);
   });
+
+  it('statistics progress counts whole elements (a fraction showed as 90331.50122/270963 in the bar)', async () => {
+    const files = [0, 1, 2].map((k) => join(dir, `g${k}.safetensors`));
+    for (const [k, f] of files.entries())
+      await writeSafetensors(f, [
+        { name: 'a', dtype: 'F32', shape: [300, 301], data: wave(300 * 301, 0.9).map((x) => x * (1 + 0.01 * k)) },
+        { name: 'b', dtype: 'F16', shape: [7, 3], data: wave(21, 0.3, k) },
+      ]);
+    const events: { done: number; total: number }[] = [];
+    await recover(files, { backend: 'cpu', threads: 1, bootstrap: 0, onProgress: (e) => { if (e.stage === 'statistics') events.push(e); } });
+    expect(events.at(-1)).toMatchObject({ done: 3 * (300 * 301 + 21), total: 3 * (300 * 301 + 21) });
+    for (const e of events) expect(Number.isInteger(e.done)).toBe(true);
+  });
 });
