@@ -178,6 +178,8 @@ Napi::Value PairwiseFn(const Napi::CallbackInfo& info) {
     }
     if (o.Has("rowBegin") && !o.Get("rowBegin").IsUndefined()) rb = get_index(env, o.Get("rowBegin"), "pairwise: options.rowBegin", N);
     if (o.Has("rowEnd") && !o.Get("rowEnd").IsUndefined()) re = get_index(env, o.Get("rowEnd"), "pairwise: options.rowEnd", N);
+    if (rb > re)
+      range_error(env, "pairwise: options.rowBegin " + std::to_string(rb) + " > rowEnd " + std::to_string(re));
   }
   IsaScope scope(info, 2, "pairwise");
   Napi::Float64Array outs[4];

@@ -330,6 +330,9 @@ describe('pairwise', () => {
     expect(() => kernels.pairwise([new Uint8Array(3)], 'F16')).toThrow(/data\[0\]: byte length 3/);
     expect(() => kernels.pairwise([new Uint8Array(4)], 'F32', undefined, { metrics: ['l7'] })).toThrow(/unknown metric 'l7'/);
     expect(() => kernels.pairwise([new Uint8Array(4)], 'F32', undefined, { rowEnd: 5 })).toThrow(/rowEnd/);
+    // An empty row range reversed would silently return all-zero distances.
+    expect(() => kernels.pairwise([new Uint8Array(4), new Uint8Array(4)], 'F32', undefined, { rowBegin: 2, rowEnd: 1 }))
+      .toThrow(/rowBegin 2 > rowEnd 1/);
     expect(() => kernels.pairwise('x' as unknown as Uint8Array[], 'F32')).toThrow(TypeError);
   });
 });
