@@ -7,9 +7,9 @@
 import { performance } from 'node:perf_hooks';
 import { AbortError, InputError } from './errors.js';
 import { clusterFamilies, recoverGraph, relatedness } from './graph/index.js';
-import type { GraphOptions, TensorStats } from './graph/types.js';
+import type { GraphOptions } from './graph/types.js';
 import { buildCatalogue, discoverModels, openModels, type ArchitectureGroup, type Model } from './io/index.js';
-import { addRankStatistics, groupStatistics, looksAdapterTuned } from './stats/compute.js';
+import { addRankStatistics, groupStatistics, looksAdapterTuned, pooledKurtosis } from './stats/compute.js';
 import type { Diagnostics, Family, ProgressEvent, RecoveredModel, RecoverOptions, RecoverResult } from './types.js';
 
 const METHODS = ['mother', 'paper'] as const;
@@ -38,17 +38,6 @@ export function checkRecoverOptions(o: RecoverOptions): void {
     const v = o[k];
     if (v !== undefined && !(Array.isArray(v) && v.every((p) => typeof p === 'string'))) throw expected('an array of strings', k, v);
   }
-}
-
-/** Mean excess kurtosis over a model's 2-D tensors with a defined kurtosis (NaN if none). */
-function pooledKurtosis(stats: TensorStats, k: number): number {
-  const N = stats.ids.length;
-  let sum = 0, count = 0;
-  stats.tensors.forEach((t, i) => {
-    const v = stats.kurtosis[i * N + k];
-    if (t.rows > 1 && Number.isFinite(v)) { sum += v; count++; }
-  });
-  return count ? sum / count : NaN;
 }
 
 export async function recover(inputs: string[], options: RecoverOptions = {}): Promise<RecoverResult> {
@@ -110,7 +99,8 @@ export async function recover(inputs: string[], options: RecoverOptions = {}): P
       diagnostics.device = gs.device;
       diagnostics.threads = gs.threads;
       diagnostics.bytesRead += gs.bytesRead;
-      if (gs.fallbackReason && options.backend === 'auto' && !diagnostics.warnings.includes(gs.fallbackReason))
+      // Only 'auto' (the default) falls back, so a reason here is always worth a warning.
+      if (gs.fallbackReason && !diagnostics.warnings.includes(gs.fallbackReason))
         diagnostics.warnings.push(gs.fallbackReason);
       checkAbort();
 
@@ -158,7 +148,7 @@ export async function recover(inputs: string[], options: RecoverOptions = {}): P
           parent: p === null || p === undefined ? null : ids[p]!,
           confidence: graph.confidence[k]!,
           family: familyBase + graph.family[k]!,
-          kurtosis: pooledKurtosis(gs.stats, k),
+          kurtosis: pooledKurtosis(gs.stats.kurtosis, gs.stats.tensors, k),
           ...(ru ? { runnerUp: { parent: ru.parent === null ? null : ids[ru.parent]!, confidence: ru.confidence } } : {}),
         });
       });

@@ -8,7 +8,7 @@ import type { TensorStats } from '../graph/types.js';
 import { catalogueGroup, openModel, type ArchitectureGroup, type Model, type SelectOptions } from '../io/index.js';
 import { InputError } from '../errors.js';
 import type { Backend } from '../types.js';
-import { addRankStatistics, groupStatistics, runJob } from './compute.js';
+import { addRankStatistics, groupStatistics, pooledKurtosis, runJob } from './compute.js';
 import { jobTensors } from '../io/catalogue.js';
 
 export interface StatsCallOptions extends SelectOptions {
@@ -67,15 +67,7 @@ export async function kurtosis(models: (Model | string)[], options: StatsCallOpt
       { tensors: jobTensors(group), models: N, kurtosis: true, sumsq: false, sumabs: false, maxabs: false, dot: false, rank: false, perTensor: true },
       options,
     );
-    const pooled = new Float64Array(N);
-    for (let k = 0; k < N; k++) {
-      let s = 0, c = 0;
-      group.tensors.forEach((t, i) => {
-        const v = r.moments!.kurtosis[i * N + k]!;
-        if (t.rows > 1 && Number.isFinite(v)) { s += v; c++; }
-      });
-      pooled[k] = c ? s / c : NaN;
-    }
+    const pooled = Float64Array.from({ length: N }, (_, k) => pooledKurtosis(r.moments!.kurtosis, group.tensors, k));
     return {
       ids: group.models.map((m) => m.id), tensors: group.tensors.map((t) => t.name),
       values: r.moments!.kurtosis, pooled, nonFinite: r.moments!.nonfinite, backend: r.backend, device: r.isa,

@@ -51,6 +51,17 @@ export async function runJob(job: Omit<StatsJob, 'threads' | 'device'>, options:
   }
 }
 
+/** Mean excess kurtosis of model k over its 2-D tensors with a defined kurtosis (NaN if none). */
+export function pooledKurtosis(kurtosis: Float64Array, tensors: { rows: number }[], k: number): number {
+  const N = kurtosis.length / Math.max(1, tensors.length);
+  let sum = 0, count = 0;
+  tensors.forEach((t, i) => {
+    const v = kurtosis[i * N + k]!;
+    if (t.rows > 1 && Number.isFinite(v)) { sum += v; count++; }
+  });
+  return count ? sum / count : NaN;
+}
+
 /** Per-tensor statistics of one architecture group, ready for recoverGraph. */
 export async function groupStatistics(group: ArchitectureGroup, options: StatsOptions = {}): Promise<GroupStats> {
   const tensors: JobTensor[] = jobTensors(group);
