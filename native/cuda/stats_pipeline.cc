@@ -13,6 +13,7 @@
 #include "cuda/kernels.cuh"
 #include "io/file_reader.h"
 #include "workers/errors.h"
+#include "workers/chunk_plan.h"
 #include "workers/stats_runner.h"  // stats::Aborted: one cancellation type for both backends
 
 namespace mother::cuda {
@@ -20,16 +21,8 @@ namespace mother::cuda {
 namespace {
 
 
-// As in the CPU runner: one stretch of one tensor inside a chunk, stored at x_offset (elements)
-// in every model's slot; small tensors are packed into one chunk so they cost one transfer.
-struct Segment {
-  size_t tensor;
-  uint64_t elem_begin, count, x_offset;
-};
-struct Batch {
-  std::vector<Segment> segs;
-  uint64_t elems = 0, bytes = 0;
-};
+using jobs::Batch;
+using jobs::Segment;
 
 // Waits for both streams on every exit path, so no kernel or copy outlives the buffers it uses.
 struct DrainStreams {
@@ -108,21 +101,7 @@ class Pipeline {
     // Chunk elements per model so that N x chunk x 4 bytes ~ chunkBytes (as the CPU); 64 Mi cap.
     uint64_t chunk = std::max<uint64_t>(1, job_.chunk_bytes / (uint64_t(N_) * 4));
     chunk = std::min<uint64_t>(chunk, 1ull << 26);
-    Batch cur;
-    for (size_t t = 0; t < T_; ++t) {
-      const auto& ten = job_.tensors[t];
-      uint64_t esz = 0;
-      for (const auto& s : ten.sources) esz += dtype_size(s.dtype);
-      for (uint64_t pos = 0, n = ten.numel(); pos < n;) {
-        const uint64_t take = std::min(n - pos, chunk - cur.elems);
-        cur.segs.push_back({t, pos, take, cur.elems});
-        cur.elems += take;
-        cur.bytes += take * esz;
-        pos += take;
-        if (cur.elems == chunk) batches_.push_back(std::move(cur)), cur = Batch{};
-      }
-    }
-    if (!cur.segs.empty()) batches_.push_back(std::move(cur));
+    batches_ = jobs::plan_batches(job_, chunk, SIZE_MAX);
     uint64_t largest = 1;
     for (const auto& b : batches_) largest = std::max(largest, b.elems);
     ld_ = (largest + 3) / 4 * 4;

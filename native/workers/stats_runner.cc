@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cmath>
 #include <condition_variable>
+#include <cstdint>
 #include <cstring>
 #include <limits>
 #include <mutex>
@@ -13,6 +14,7 @@
 #include "common/error.h"
 #include "cpu/kernels.h"
 #include "io/file_reader.h"
+#include "workers/chunk_plan.h"
 #include "workers/errors.h"
 
 namespace mother::stats {
@@ -47,19 +49,8 @@ class Barrier {
   size_t n_, arrived_ = 0, gen_ = 0;
 };
 
-// One stretch of one tensor inside a chunk: elements [elem_begin, elem_begin + count) of tensor
-// `tensor`, stored at x_offset in every model's chunk buffer.
-struct Segment {
-  size_t tensor;
-  uint64_t elem_begin, count, x_offset;
-};
-
-// A chunk: one big tensor's stretch, or many small tensors packed together so hundreds of biases
-// cost one barrier, not hundreds.
-struct Batch {
-  std::vector<Segment> segs;
-  uint64_t elems = 0, bytes = 0;
-};
+using jobs::Batch;
+using jobs::Segment;
 
 // A unit of the chunked pass: elements [lo, hi) of batch `batch` (offsets inside the batch).
 struct Item {
@@ -174,25 +165,9 @@ class Runner {
     chunk_ = std::max<uint64_t>(1, job_.chunk_bytes / (uint64_t(N_) * 4));
     chunk_ = std::min<uint64_t>(chunk_, 1ull << 24);
     if (job_.kurtosis || job_.any_pairwise()) {
-      Batch cur;
-      for (size_t t = 0; t < T_; ++t) {
-        const auto& ten = job_.tensors[t];
-        uint64_t n = ten.numel(), pos = 0;
-        uint64_t esz = 0;
-        for (const auto& s : ten.sources) esz += dtype_size(s.dtype);
-        while (pos < n) {
-          uint64_t take = std::min(n - pos, chunk_ - cur.elems);
-          cur.segs.push_back({t, pos, take, cur.elems});
-          cur.elems += take;
-          cur.bytes += take * esz;
-          pos += take;
-          // per_tensor keeps N x N partial sums per segment until an item is folded: at most 64
-          // segments per batch bound that memory (~64 x N^2 x 32 bytes per slot).
-          if (cur.elems == chunk_ || (job_.per_tensor && cur.segs.size() >= 64))
-            batches_.push_back(std::move(cur)), cur = Batch{};
-        }
-      }
-      if (!cur.segs.empty()) batches_.push_back(std::move(cur));
+      // per_tensor keeps N x N partial sums per segment until an item is folded: at most 64
+      // segments per batch bound that memory (~64 x N^2 x 32 bytes per slot).
+      batches_ = jobs::plan_batches(job_, chunk_, job_.per_tensor ? 64 : SIZE_MAX);
       if (!batches_.empty()) {
         uint64_t largest = 0;
         for (const auto& b : batches_) largest = std::max(largest, b.elems);
