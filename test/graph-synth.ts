@@ -105,7 +105,7 @@ export function statsOf(models: Float64Array[][], withRank = true): TensorStats 
         const d = new Float64Array(n);
         for (let e = 0; e < n; e++) { d[e] = a[e] - b[e]; sq += d[e] ** 2; ab += Math.abs(d[e]); mx = Math.max(mx, Math.abs(d[e])); dot += a[e] * b[e]; }
         const key = (t * N + i) * N + j;
-        s.sumsq[key] = sq; s.sumabs[key] = ab; s.maxabs[key] = mx; s.dot[key] = dot;
+        s.sumsq[key] = sq; s.sumabs![key] = ab; s.maxabs![key] = mx; s.dot[key] = dot;
         if (s.rank && rows > 1) s.rank[key] = i === j ? 0 : numericalRank(d, rows, cols);
       }
   }

@@ -14,7 +14,7 @@ export function checkStats(stats: TensorStats): { N: number; T: number } {
   if (T === 0) throw new GraphError('E_GRAPH_INPUT', 'Expected at least one tensor shared by all models but received none');
   const want = (k: 'kurtosis' | 'mean' | 'm2' | 'sumsq' | 'sumabs' | 'maxabs' | 'dot' | 'rank', len: number) => {
     const a = stats[k];
-    if (k === 'rank' && a === undefined) return;
+    if ((k === 'rank' || k === 'sumabs' || k === 'maxabs') && a === undefined) return; // optional
     if (!(a instanceof Float64Array) || a.length !== len)
       throw new GraphError('E_GRAPH_INPUT', `Expected a Float64Array of ${len} values for ${k} but received ${a instanceof Float64Array ? a.length + ' values' : typeof a}`);
   };

@@ -13,10 +13,11 @@ export interface TensorStats {
   kurtosis: Float64Array;
   mean: Float64Array;
   m2: Float64Array;
-  /** T*N*N, index (t*N + i)*N + j, symmetric: sum (w_i - w_j)^2, sum |w_i - w_j|, max |w_i - w_j|. */
+  /** T*N*N, index (t*N + i)*N + j, symmetric: sum (w_i - w_j)^2. */
   sumsq: Float64Array;
-  sumabs: Float64Array;
-  maxabs: Float64Array;
+  /** T*N*N: sum |w_i - w_j| and max |w_i - w_j|. Optional: recoverGraph does not use them. */
+  sumabs?: Float64Array;
+  maxabs?: Float64Array;
   /** T*N*N: sum w_i*w_j; the diagonal holds squared norms. */
   dot: Float64Array;
   /** T*N*N numerical rank of W_i - W_j, NaN where not computed. */

@@ -109,7 +109,7 @@ export async function distanceMatrices(models: (Model | string)[], options: Dist
   for (const m of metrics)
     if (!METRICS.includes(m)) throw new InputError('E_INPUT_OPTION', `Expected one of ${METRICS.join('|')} for metrics but received '${String(m)}'`);
   return withGroup(models, options, async (group) => {
-    const gs = await groupStatistics(group, options);
+    const gs = await groupStatistics(group, { ...options, absMetrics: metrics.includes('l1') || metrics.includes('linf') });
     const s: TensorStats = gs.stats;
     const N = s.ids.length, T = s.tensors.length;
     if (metrics.includes('lora')) await addRankStatistics(group, s, [[...Array(N).keys()]], options);
@@ -133,9 +133,9 @@ export async function distanceMatrices(models: (Model | string)[], options: Dist
       if (m === 'sqeuclidean') { matrices[m] = perPair(at(s.sumsq), 'sum'); if (options.perTensor) perTensor[m] = s.sumsq; }
       else if (m === 'l2') { matrices[m] = perPair(at(s.sumsq), 'sum').map(Math.sqrt); if (options.perTensor) perTensor[m] = s.sumsq.map(Math.sqrt); }
       else if (m === 'l1') {
-        matrices[m] = perPair(at(s.sumabs), 'sum', 1 / numel);
-        if (options.perTensor) perTensor[m] = s.sumabs.map((v, k) => v / s.tensors[Math.floor(k / (N * N))]!.numel);
-      } else if (m === 'linf') { matrices[m] = perPair(at(s.maxabs), 'max'); if (options.perTensor) perTensor[m] = s.maxabs; }
+        matrices[m] = perPair(at(s.sumabs!), 'sum', 1 / numel);
+        if (options.perTensor) perTensor[m] = s.sumabs!.map((v, k) => v / s.tensors[Math.floor(k / (N * N))]!.numel);
+      } else if (m === 'linf') { matrices[m] = perPair(at(s.maxabs!), 'max'); if (options.perTensor) perTensor[m] = s.maxabs!; }
       else if (m === 'cosine') {
         const dot = perPair(at(s.dot), 'sum');
         const diag = (i: number) => { let v = 0; for (let t = 0; t < T; t++) v += s.dot[(t * N + i) * N + i]!; return v; };

@@ -21,6 +21,8 @@ export interface StatsOptions {
   onProgress?: (done: number, total: number) => void;
   /** Also compute the numerical rank of every pairwise difference of 2-D tensors (LoRA distance). */
   rank?: boolean;
+  /** Also accumulate sum |w_i - w_j| and max |w_i - w_j| (L1, L-inf); the tree needs neither. */
+  absMetrics?: boolean;
 }
 
 export interface GroupStats {
@@ -71,8 +73,8 @@ export async function groupStatistics(group: ArchitectureGroup, options: StatsOp
       models: group.models.length,
       kurtosis: true,
       sumsq: true,
-      sumabs: true,
-      maxabs: true,
+      sumabs: options.absMetrics ?? false,
+      maxabs: options.absMetrics ?? false,
       dot: true,
       rank: options.rank ?? false,
       perTensor: true,
@@ -87,8 +89,8 @@ export async function groupStatistics(group: ArchitectureGroup, options: StatsOp
     mean: m.mean,
     m2: m.m2,
     sumsq: result.sumsq!,
-    sumabs: result.sumabs!,
-    maxabs: result.maxabs!,
+    ...(result.sumabs ? { sumabs: result.sumabs } : {}),
+    ...(result.maxabs ? { maxabs: result.maxabs } : {}),
     dot: result.dot!,
     ...(result.rank ? { rank: result.rank } : {}),
   };
