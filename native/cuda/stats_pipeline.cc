@@ -71,21 +71,8 @@ class Pipeline {
  private:
   bool cancelled() const { return cancel_ && cancel_->load(std::memory_order_relaxed); }
 
-  void open_files() {
-    files_.reserve(job_.files.size());
-    for (const auto& f : job_.files) files_.emplace_back(f);
-    for (const auto& t : job_.tensors)
-      for (const auto& s : t.sources) {
-        const io::FileReader& r = files_[s.file];
-        const uint64_t len = t.numel() * dtype_size(s.dtype);
-        if (s.offset > r.size() || len > r.size() - s.offset)
-          throw Error("E_IO_TRUNCATED",
-                      r.path() + " has " + std::to_string(r.size()) + " bytes but tensor \"" + t.name +
-                          "\" needs bytes [" + std::to_string(s.offset) + ", " + std::to_string(s.offset + len) +
-                          "): the file was truncated or replaced after its header was read",
-                      r.path(), t.name);
-      }
-  }
+  // Every file once; every source's range checked against the file as it is now.
+  void open_files() { files_ = jobs::open_job_files(job_); }
 
   void plan() {
     if (!(job_.kurtosis || job_.any_pairwise())) return;

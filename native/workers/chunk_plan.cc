@@ -2,9 +2,30 @@
 
 #include <algorithm>
 
+#include <string>
+
 #include "common/dtype.h"
+#include "common/error.h"
 
 namespace mother::jobs {
+
+std::vector<io::FileReader> open_job_files(const StatsJob& job) {
+  std::vector<io::FileReader> files;
+  files.reserve(job.files.size());
+  for (const auto& f : job.files) files.emplace_back(f);
+  for (const auto& t : job.tensors)
+    for (const auto& s : t.sources) {
+      const io::FileReader& r = files[s.file];
+      const uint64_t len = t.numel() * dtype_size(s.dtype);
+      if (s.offset > r.size() || len > r.size() - s.offset)
+        throw Error("E_IO_TRUNCATED",
+                    r.path() + " has " + std::to_string(r.size()) + " bytes but tensor \"" + t.name +
+                        "\" needs bytes [" + std::to_string(s.offset) + ", " + std::to_string(s.offset + len) +
+                        "): the file was truncated or replaced after its header was read",
+                    r.path(), t.name);
+    }
+  return files;
+}
 
 std::vector<Batch> plan_batches(const StatsJob& job, uint64_t chunk, size_t max_segments) {
   std::vector<Batch> batches;
