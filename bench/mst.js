@@ -19,16 +19,8 @@ const quick = argv.includes('--quick');
 const dist = resolve(arg('--dist') ?? join(root, 'dist'));
 const jsonOut = arg('--json');
 
-const { minDirectedSpanningTree } = await import(pathToFileURL(join(dist, 'graph/index.js')).href);
+const { minDirectedSpanningTree, mulberry32 } = await import(pathToFileURL(join(dist, 'graph/index.js')).href);
 
-function mulberry32(seed) {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 export function randomCosts(n, seed) {
   const rand = mulberry32(seed), W = new Float64Array(n * n);

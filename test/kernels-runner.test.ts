@@ -7,7 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { join } from 'node:path';
 import { cpuAddon, type ComputeDType, type JobTensor, type StatsJob } from '../src/native.js';
-import { makeTempDir, randomValues, removeTempDir, writeSafetensors } from './helpers/safetensors.js';
+import { makeTempDir, randomValues, removeTempDir, writeJobModels } from './helpers/safetensors.js';
 
 let dir: string;
 beforeAll(async () => { dir = await makeTempDir('mother-kernels-runner-'); });
@@ -15,25 +15,13 @@ afterAll(async () => { await removeTempDir(dir); });
 
 async function models(tag: string, N: number, specs: { name: string; shape: number[]; dtype: ComputeDType }[],
                       value?: (t: number, k: number, base: Float64Array) => Float64Array) {
-  const files: string[] = [], offsets: Record<string, number>[] = [];
-  for (let k = 0; k < N; k++) {
-    const ts = specs.map((s, t) => {
-      const numel = s.shape.reduce((a, b) => a * b, 1);
-      const base = randomValues(numel, 1000 + t, { normal: true });
-      const own = randomValues(numel, 77 + 100 * k + t, { normal: true, scale: 0.05 * (k + 1) });
-      const v = value ? value(t, k, base) : base.map((b, i) => b + own[i]!);
-      return { name: s.name, dtype: s.dtype, shape: s.shape, data: v };
-    });
-    const w = await writeSafetensors(join(dir, `${tag}-${k}.safetensors`), ts, { align: 1 });
-    files.push(w.path);
-    offsets.push(w.offsets);
-  }
-  const tensors: JobTensor[] = specs.map((s) => {
-    const rows = s.shape.length >= 2 ? s.shape[0]! : 1;
-    const numel = s.shape.reduce((a, b) => a * b, 1);
-    return { name: s.name, rows, cols: numel / rows, sources: files.map((f, k) => ({ file: f, offset: offsets[k]![s.name]!, dtype: s.dtype })) };
-  });
-  return { tensors, N };
+  const { tensors } = await writeJobModels(dir, tag, N, specs, (t, k) => {
+    const numel = specs[t]!.shape.reduce((a, b) => a * b, 1);
+    const base = randomValues(numel, 1000 + t, { normal: true });
+    const own = randomValues(numel, 77 + 100 * k + t, { normal: true, scale: 0.05 * (k + 1) });
+    return value ? value(t, k, base) : base.map((b, i) => b + own[i]!);
+  }, (t) => specs[t]!.dtype);
+  return { tensors: tensors as JobTensor[], N };
 }
 
 const ALL = { kurtosis: true, sumsq: true, sumabs: true, maxabs: true, dot: true, rank: false };

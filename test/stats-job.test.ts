@@ -7,7 +7,7 @@ import { truncate, writeFile } from 'node:fs/promises';
 import { cpuAddon, type ComputeDType, type JobTensor, type StatsJob } from '../src/native.js';
 import { openModel } from '../src/io/model.js';
 import { catalogueGroup, jobTensors } from '../src/io/catalogue.js';
-import { makeTempDir, randomValues, removeTempDir, storedValues, writeSafetensors } from './helpers/safetensors.js';
+import { makeTempDir, randomValues, removeTempDir, storedValues, writeJobModels, writeSafetensors } from './helpers/safetensors.js';
 
 let dir: string;
 beforeAll(async () => {
@@ -28,35 +28,18 @@ interface Fixture {
 async function fixture(tag: string, N: number, specs: { name: string; shape: number[]; dtypes: ComputeDType[] }[], seed = 1,
                        edit?: (t: number, k: number, v: Float64Array) => void): Promise<Fixture> {
   const values: Float64Array[][] = specs.map(() => []);
-  const files: string[] = [];
-  const offsets: Record<string, number>[] = [];
-  for (let k = 0; k < N; k++) {
-    const ts = specs.map((s, t) => {
-      const numel = s.shape.reduce((a, b) => a * b, 1);
-      // Children = a shared base plus model-specific noise, so distances are realistic.
-      const base = randomValues(numel, seed * 1000 + t, { normal: true });
-      const own = randomValues(numel, seed * 1000 + 100 * (k + 1) + t, { normal: true, scale: 0.1 * (k + 1) });
-      const v = base.map((b, i) => b + own[i]!);
-      edit?.(t, k, v);
-      const dtype = s.dtypes[k % s.dtypes.length]!;
-      values[t]![k] = storedValues(v, dtype);
-      return { name: s.name, dtype, shape: s.shape, data: v };
-    });
-    const w = await writeSafetensors(join(dir, `${tag}-${k}.safetensors`), ts, { align: 1 });
-    files.push(w.path);
-    offsets.push(w.offsets);
-  }
-  const tensors: JobTensor[] = specs.map((s) => {
-    const rows = s.shape.length >= 2 ? s.shape[0]! : 1;
-    const numel = s.shape.reduce((a, b) => a * b, 1);
-    return {
-      name: s.name,
-      rows,
-      cols: rows ? numel / rows : 0,
-      sources: files.map((f, k) => ({ file: f, offset: offsets[k]![s.name]!, dtype: s.dtypes[k % s.dtypes.length]! })),
-    };
-  });
-  return { tensors, values, files };
+  const dtypeOf = (t: number, k: number) => specs[t]!.dtypes[k % specs[t]!.dtypes.length]!;
+  const { tensors, files } = await writeJobModels(dir, tag, N, specs, (t, k) => {
+    const numel = specs[t]!.shape.reduce((a, b) => a * b, 1);
+    // Children = a shared base plus model-specific noise, so distances are realistic.
+    const base = randomValues(numel, seed * 1000 + t, { normal: true });
+    const own = randomValues(numel, seed * 1000 + 100 * (k + 1) + t, { normal: true, scale: 0.1 * (k + 1) });
+    const v = base.map((b, i) => b + own[i]!);
+    edit?.(t, k, v);
+    values[t]![k] = storedValues(v, dtypeOf(t, k));
+    return v;
+  }, dtypeOf);
+  return { tensors: tensors as JobTensor[], values, files };
 }
 
 function job(f: Fixture, extra: Partial<StatsJob> = {}): StatsJob {

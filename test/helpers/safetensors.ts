@@ -297,3 +297,31 @@ export function randomValues(n: number, seed: number, opts: { normal?: boolean; 
   }
   return out;
 }
+
+/**
+ * Writes N models (one file each, `${tag}-${k}.safetensors` in dir) holding the given tensors, with
+ * values from `valueOf(t, k)` stored as `dtypeOf(t, k)`, and describes them as native job tensors
+ * (sources[k] belongs to model k; 2-D and up viewed as shape[0] x rest).
+ */
+export async function writeJobModels(
+  dir: string, tag: string, N: number, specs: { name: string; shape: number[] }[],
+  valueOf: (t: number, k: number) => Float64Array, dtypeOf: (t: number, k: number) => 'F64' | 'F32' | 'F16' | 'BF16',
+): Promise<{ files: string[]; tensors: { name: string; rows: number; cols: number; sources: { file: string; offset: number; dtype: 'F64' | 'F32' | 'F16' | 'BF16' }[] }[] }> {
+  const files: string[] = [];
+  const offsets: Record<string, number>[] = [];
+  for (let k = 0; k < N; k++) {
+    const ts = specs.map((s, t) => ({ name: s.name, dtype: dtypeOf(t, k), shape: s.shape, data: valueOf(t, k) }));
+    const w = await writeSafetensors(join(dir, `${tag}-${k}.safetensors`), ts, { align: 1 });
+    files.push(w.path);
+    offsets.push(w.offsets);
+  }
+  const tensors = specs.map((s, t) => {
+    const rows = s.shape.length >= 2 ? s.shape[0]! : 1;
+    const numel = s.shape.reduce((a, b) => a * b, 1);
+    return {
+      name: s.name, rows, cols: rows ? numel / rows : 0,
+      sources: files.map((f, k) => ({ file: f, offset: offsets[k]![s.name]!, dtype: dtypeOf(t, k) })),
+    };
+  });
+  return { files, tensors };
+}
