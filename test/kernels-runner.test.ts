@@ -5,7 +5,6 @@
 // tensors, several items per chunk, > 64 tensors per chunk with perTensor) must be right.
 // Also: the rank pass on F64 sources counts float32 rounding as noise (the kernel is float32).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { join } from 'node:path';
 import { cpuAddon, type ComputeDType, type JobTensor, type StatsJob } from '../src/native.js';
 import { makeTempDir, randomValues, removeTempDir, writeJobModels } from './helpers/safetensors.js';
 
