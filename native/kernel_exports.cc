@@ -240,6 +240,28 @@ Napi::Value RankFn(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, r < 0 ? NAN : double(r));
 }
 
+// spectralEntropy(a, b | null, rows, cols, dtype, isa?) -> number: H of sigma(A - B), or of
+// sigma(A) when b is null (NaN when a value is NaN/Inf or the matrix is zero). Float32 kernel input.
+Napi::Value SpectralEntropyFn(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 5) type_error(env, "spectralEntropy(a, b, rows, cols, dtype, isa?): too few arguments");
+  const DType t = get_dtype(info, 4, "spectralEntropy");
+  const Bytes a = get_bytes(env, info[0], "spectralEntropy: a", t);
+  const bool has_b = !info[1].IsNull() && !info[1].IsUndefined();
+  const Bytes b = has_b ? get_bytes(env, info[1], "spectralEntropy: b", t) : a;
+  const size_t rows = get_index(env, info[2], "spectralEntropy: rows", size_t(1) << 16);
+  const size_t cols = get_index(env, info[3], "spectralEntropy: cols", size_t(1) << 16);
+  const size_t n = rows * cols, es = dtype_size(t);
+  if (a.length % es || b.length % es || a.length / es != n || b.length / es != n)
+    range_error(env, "spectralEntropy: a and b must hold rows * cols = " + std::to_string(n) + " elements of " + dtype_name(t));
+  if (std::min(rows, cols) > 4096) range_error(env, "spectralEntropy: min(rows, cols) must be <= 4096");
+  IsaScope scope(env, info.Length() > 5 ? info[5] : env.Undefined(), "spectralEntropy");
+  std::vector<float> sa, sb;
+  const float* pa = as_f32(a, t, sa);
+  const float* pb = has_b ? as_f32(b, t, sb) : nullptr;
+  return Napi::Number::New(env, spectral_entropy(pa, pb, rows, cols));
+}
+
 Napi::Value ConvertFn(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 3) type_error(env, "convert(data, dtype, to): too few arguments");
@@ -278,6 +300,7 @@ void InitKernels(Napi::Env env, Napi::Object exports) {
   k.Set("moments", Napi::Function::New(env, MomentsFn, "moments"));
   k.Set("pairwise", Napi::Function::New(env, PairwiseFn, "pairwise"));
   k.Set("rank", Napi::Function::New(env, RankFn, "rank"));
+  k.Set("spectralEntropy", Napi::Function::New(env, SpectralEntropyFn, "spectralEntropy"));
   k.Set("convert", Napi::Function::New(env, ConvertFn, "convert"));
   k.Set("readBandwidth", Napi::Function::New(env, ReadBandwidthFn, "readBandwidth"));
   exports.Set("kernels", k);

@@ -63,6 +63,14 @@ export interface StatsJob {
   dot: boolean;
   /** Numerical rank of W_i - W_j for every pair and tensor (LoRA distance). */
   rank: boolean;
+  /**
+   * Spectral entropy (log effective rank) of every 2-D tensor per model and of every pair's
+   * difference, on a block of at most spectrumShort x spectrumLong (shorter x longer side) sampled
+   * at seeded positions shared by all models; exact when the tensor fits (defaults 64 and 256).
+   */
+  spectrum?: boolean;
+  spectrumShort?: number;
+  spectrumLong?: number;
   /** true: pairwise outputs per tensor (T x N x N); false: summed over tensors (maxabs: max). */
   perTensor: boolean;
   threads: number;
@@ -97,6 +105,10 @@ export interface StatsResult {
   dot?: Float64Array;
   /** T x N x N numerical ranks when job.rank. */
   rank?: Float64Array;
+  /** T x N x N spectral entropy of W_i - W_j when job.spectrum (NaN: not a 2-D tensor, or equal). */
+  spectrum?: Float64Array;
+  /** T x N spectral entropy of each model's own W when job.spectrum. */
+  weightSpectrum?: Float64Array;
 }
 
 export interface CancelToken {
@@ -129,6 +141,8 @@ export interface KernelExports {
   /** NaN when an input holds NaN or Inf. */
   rank(a: Uint8Array, b: Uint8Array, rows: number, cols: number, dtype: ComputeDType,
        options?: { noise?: number; exactLimit?: number; maxRank?: number; seed?: number; isa?: string }): number;
+  /** Spectral entropy of sigma(A - B), or of sigma(A) when b is null; NaN on NaN/Inf or a zero matrix. */
+  spectralEntropy(a: Uint8Array, b: Uint8Array | null, rows: number, cols: number, dtype: ComputeDType, isa?: string): number;
   /** Streaming read bandwidth of this machine in GB/s (sum over a buffer of `bytes`). */
   readBandwidth(bytes: number, threads?: number, passes?: number): number;
   convert(data: Uint8Array, dtype: ComputeDType, to: 'f32' | 'f64'): Float32Array | Float64Array;

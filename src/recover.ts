@@ -9,7 +9,7 @@ import { AbortError, InputError } from './errors.js';
 import { clusterFamilies, recoverGraph, relatedness } from './graph/index.js';
 import type { GraphOptions } from './graph/types.js';
 import { buildCatalogue, discoverModels, openModels, type ArchitectureGroup, type Model } from './io/index.js';
-import { addRankStatistics, groupStatistics, looksAdapterTuned, pooledKurtosis } from './stats/compute.js';
+import { addRankStatistics, addSpectrumStatistics, groupStatistics, looksAdapterTuned, pooledKurtosis } from './stats/compute.js';
 import type { Diagnostics, Family, ProgressEvent, RecoveredModel, RecoverOptions, RecoverResult } from './types.js';
 
 const METHODS = ['mother', 'paper'] as const;
@@ -107,8 +107,8 @@ export async function recover(inputs: string[], options: RecoverOptions = {}): P
       // Rank statistics (LoRA distance) where they can matter: every family when distance 'lora' is
       // asked for, else the families whose models look adapter-tuned (see looksAdapterTuned).
       // A single-model group still gets the (empty) rank table: recoverGraph requires it for 'lora'.
+      const fams = group.models.length > 1 ? clusterFamilies(relatedness(gs.stats), group.models.length, options.families) : [];
       if (options.distance === 'lora' || (options.distance !== 'ft' && group.models.length > 1)) {
-        const fams = clusterFamilies(relatedness(gs.stats), group.models.length, options.families);
         const wanted = options.distance === 'lora' ? fams : fams.filter((f) => looksAdapterTuned(gs.stats, f));
         if (wanted.length) {
           const tr = performance.now();
@@ -119,6 +119,19 @@ export async function recover(inputs: string[], options: RecoverOptions = {}): P
           diagnostics.seconds.statistics += (performance.now() - tr) / 1000;
           checkAbort();
         }
+      }
+
+      // Spectrum statistics (placement and direction of full fine-tuning trees, src/graph/spectrum.ts)
+      // for the families that do not look adapter-tuned; the paper's recipe does not use them.
+      const spectral = options.method === 'paper' || options.distance === 'lora' ? [] : fams.filter((f) => f.length > 1 && !looksAdapterTuned(gs.stats, f));
+      if (spectral.length) {
+        const tsp = performance.now();
+        const extra = await addSpectrumStatistics(group, gs.stats, spectral, {
+          backend: options.backend, device: options.device, threads: options.threads, signal,
+        });
+        diagnostics.bytesRead += extra.bytesRead;
+        diagnostics.seconds.statistics += (performance.now() - tsp) / 1000;
+        checkAbort();
       }
 
       const tg = performance.now();

@@ -57,7 +57,7 @@ describe('recoverGraph on synthetic trees', () => {
     const one = statsOf(synthWeights({ parents: [null] }), false);
     const r = recoverGraph(one);
     expect(r.parent).toEqual([null]);
-    expect(r.families).toEqual([{ members: [0], root: 0, distance: 'ft', direction: 'mixed' }]);
+    expect(r.families).toEqual([{ members: [0], root: 0, distance: 'ft', evidence: 'l2', direction: 'mixed' }]);
     const truth = randomForest(1, 5, 2);
     const stats = statsOf(synthWeights({ parents: truth, seed: 2 }), false);
     const N = 5;

@@ -71,6 +71,22 @@ MOTHER_DECLARE_ISA(avx512)
 #endif
 #undef MOTHER_DECLARE_ISA
 
+}  // namespace impl
+
+// Dense float64 products of rank.cc (rank_body.inc, one instance per ISA), shared with spectrum.cc.
+//   gemm_nn(A, lda, B, ldb, C, ldc, m, k, n): C (m x n) = A (m x k) * B (k x n)
+//   gemm_tn(A, lda, B, ldb, C, ldc, m, n, l): C (n x l) = A^T * B, A m x n, B m x l
+namespace rk {
+using GemmFn = void (*)(const double*, size_t, const double*, size_t, double*, size_t, size_t, size_t, size_t);
+using HouseFn = void (*)(const double*, size_t, double, double* const*, size_t, size_t);
+struct Ops {
+  GemmFn gemm_nn, gemm_tn;
+  HouseFn house;
+};
+const Ops& ops_for(Isa isa);
+}  // namespace rk
+
+namespace impl {
 // Shared by the moments bodies: power sums of d = x - shift over one block -> central moments.
 Moments moments_from_power_sums(uint64_t n, uint64_t nonfinite, double shift, double s1, double s2,
                                 double s3, double s4);

@@ -195,12 +195,6 @@ MOTHER_AVX2_INLINE double hsum256(__m256d v) {
 #undef RK_HSUM
 #endif
 
-using GemmFn = void (*)(const double*, size_t, const double*, size_t, double*, size_t, size_t, size_t, size_t);
-using HouseFn = void (*)(const double*, size_t, double, double* const*, size_t, size_t);
-struct Ops {
-  GemmFn gemm_nn, gemm_tn;
-  HouseFn house;
-};
 // SSE2 uses the scalar instance (two-lane vectors gain little over scalar FMA-less code).
 const Ops& ops_for(Isa isa) {
   static const Ops kScalar{scalar::gemm_nn, scalar::gemm_tn, scalar::house};

@@ -46,9 +46,10 @@ class Pipeline {
     plan();
     total_ = stats::planned_bytes(job_);
     if (!batches_.empty()) gpu_pass();
-    if (job_.rank) {
-      // The rank pass runs on the CPU, through the CPU addon's own runner (cpu::diff_rank; no
-      // cuSOLVER dependency): a rank-only copy of the job, progress continuing from the GPU pass.
+    if (job_.rank || job_.spectrum) {
+      // The rank and spectrum passes run on the CPU, through the CPU addon's own runner
+      // (cpu::diff_rank, cpu::spectral_entropy; no cuSOLVER dependency): a copy of the job with
+      // only those, progress continuing from the GPU pass.
       jobs::StatsJob rank_job = job_;
       rank_job.kurtosis = rank_job.sumsq = rank_job.sumabs = rank_job.maxabs = rank_job.dot = false;
       const uint64_t before = bytes_read_.load();
@@ -56,6 +57,8 @@ class Pipeline {
         if (progress_) progress_(before + done, total_);
       });
       out_.rank = std::move(r.rank);
+      out_.spectrum = std::move(r.spectrum);
+      out_.weight_spectrum = std::move(r.weight_spectrum);
       bytes_read_ += r.bytes_read;
     }
     files_.clear();

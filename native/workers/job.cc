@@ -76,6 +76,13 @@ StatsJob parse_job(const Napi::Value& value) {
   job.dot = opt_bool(o, "dot");
   job.rank = opt_bool(o, "rank");
   job.per_tensor = opt_bool(o, "perTensor");
+  job.spectrum = opt_bool(o, "spectrum");
+  Napi::Value ss = o.Get("spectrumShort");
+  if (!ss.IsUndefined()) job.spectrum_short = size_t(need_uint(ss, "spectrumShort", 1, 4096));
+  Napi::Value sl = o.Get("spectrumLong");
+  if (!sl.IsUndefined()) job.spectrum_long = size_t(need_uint(sl, "spectrumLong", 1, 1u << 16));
+  if (job.spectrum_long < job.spectrum_short)
+    bad("E_JOB_RANGE", "spectrumLong", "must be >= spectrumShort (" + std::to_string(job.spectrum_short) + ")");
   Napi::Value th = o.Get("threads");
   if (!th.IsUndefined()) job.threads = unsigned(need_uint(th, "threads", 0, 1024));
   Napi::Value cb = o.Get("chunkBytes");
@@ -164,6 +171,10 @@ Napi::Object build_result(Napi::Env env, const StatsOutput& out, const StatsJob&
   if (job.maxabs) put(env, r, "maxabs", out.maxabs);
   if (job.dot) put(env, r, "dot", out.dot);
   if (job.rank) put(env, r, "rank", out.rank);
+  if (job.spectrum) {
+    put(env, r, "spectrum", out.spectrum);
+    put(env, r, "weightSpectrum", out.weight_spectrum);
+  }
   return r;
 }
 

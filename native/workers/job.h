@@ -30,6 +30,11 @@ struct StatsJob {
   std::vector<Tensor> tensors;
   size_t models = 0;
   bool kurtosis = false, sumsq = false, sumabs = false, maxabs = false, dot = false, rank = false;
+  // Spectral entropy of every 2-D tensor (per model) and of every pair's difference, on a block
+  // of at most spectrum_short x spectrum_long rows/columns (shorter side x longer side) sampled at
+  // seeded positions shared by all models; exact when the tensor fits the block.
+  bool spectrum = false;
+  size_t spectrum_short = 64, spectrum_long = 256;
   bool per_tensor = false;
   unsigned threads = 0;                 // 0: all hardware threads
   uint64_t chunk_bytes = 8ull << 20;    // default 8 MiB
@@ -58,6 +63,7 @@ struct StatsOutput {
   double seconds = 0;
   std::vector<double> n, nonfinite, mean, m2, kurtosis;
   std::vector<double> sumsq, sumabs, maxabs, dot, rank;
+  std::vector<double> spectrum, weight_spectrum;  // T x N x N (NaN on the diagonal), T x N
 };
 
 // Builds the JS StatsResult (Float64Arrays; keys absent when not requested).

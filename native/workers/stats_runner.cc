@@ -73,6 +73,45 @@ struct Slot {
 
 bool rank_eligible(const jobs::Tensor& t) { return t.rows > 1 && t.cols > 1; }
 
+// The rows and columns of a tensor that the spectrum pass reads: all of a side that fits its cap
+// (the shorter side against spectrum_short, the longer against spectrum_long), else a sorted
+// sample without replacement, seeded by the tensor's name and shape so every model (and every
+// run) reads the same block.
+struct Block {
+  std::vector<uint64_t> rows, cols;
+  uint64_t elems() const { return uint64_t(rows.size()) * cols.size(); }
+};
+std::vector<uint64_t> sample_indices(uint64_t n, uint64_t keep, uint64_t seed) {
+  std::vector<uint64_t> all(n);
+  for (uint64_t i = 0; i < n; ++i) all[i] = i;
+  if (keep >= n) return all;
+  auto next = [&seed] {  // splitmix64
+    uint64_t z = (seed += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+  };
+  for (uint64_t i = 0; i < keep; ++i) std::swap(all[i], all[i + next() % (n - i)]);  // partial Fisher-Yates
+  all.resize(keep);
+  std::sort(all.begin(), all.end());
+  return all;
+}
+Block spectrum_block(const jobs::Tensor& t, size_t short_cap, size_t long_cap) {
+  uint64_t seed = 1469598103934665603ull;  // FNV-1a of the name, then the shape
+  for (unsigned char c : t.name) seed = (seed ^ c) * 1099511628211ull;
+  seed ^= t.rows * 0x9e3779b97f4a7c15ull + t.cols;
+  const bool tall = t.rows >= t.cols;
+  Block b;
+  b.rows = sample_indices(t.rows, tall ? long_cap : short_cap, seed);
+  b.cols = sample_indices(t.cols, tall ? short_cap : long_cap, seed ^ 0x5bd1e995ull);
+  return b;
+}
+uint64_t spectrum_bytes(const jobs::Tensor& t, const Block& b) {
+  uint64_t bytes = 0;  // whole sampled rows are read
+  for (const auto& s : t.sources) bytes += uint64_t(b.rows.size()) * t.cols * dtype_size(s.dtype);
+  return bytes;
+}
+
 uint64_t tensor_bytes(const jobs::Tensor& t) {
   uint64_t b = 0;
   for (const auto& s : t.sources) b += t.numel() * dtype_size(s.dtype);
@@ -169,6 +208,11 @@ class Runner {
     if (job_.rank)
       for (size_t t = 0; t < T_; ++t)
         if (rank_eligible(job_.tensors[t])) rank_tensors_.push_back(t);
+    if (job_.spectrum)
+      for (size_t t = 0; t < T_; ++t)
+        if (rank_eligible(job_.tensors[t])) spectrum_tensors_.push_back(t);
+    blocks_.resize(T_);
+    for (size_t t : spectrum_tensors_) blocks_[t] = spectrum_block(job_.tensors[t], job_.spectrum_short, job_.spectrum_long);
     for (const auto& t : job_.tensors)
       for (const auto& s : t.sources) any_f64_ |= s.dtype == DType::F64;
   }
@@ -181,6 +225,10 @@ class Runner {
     if (job_.dot) out_.dot.assign(P, 0.0);
     if (job_.rank) out_.rank.assign(T_ * NN, std::numeric_limits<double>::quiet_NaN());
     if (job_.kurtosis) acc_.assign(T_ * N_, cpu::Moments{});
+    if (job_.spectrum) {
+      out_.spectrum.assign(T_ * NN, std::numeric_limits<double>::quiet_NaN());
+      out_.weight_spectrum.assign(T_ * N_, std::numeric_limits<double>::quiet_NaN());
+    }
   }
 
   // Part `part` (N x N) of a slot's partial sums.
@@ -376,6 +424,69 @@ class Runner {
     if (stop_) return;
 
     for (size_t t : rank_tensors_) rank_tensor(tid, t, raw);
+    for (size_t t : spectrum_tensors_) spectrum_tensor(tid, t, raw);
+  }
+
+  // The spectrum pass of one tensor: every model's block (sampled rows, read whole, then the
+  // sampled columns) into whole_, then N + N(N-1)/2 tasks (each model's own spectrum, then each
+  // pair's difference) taken dynamically; the cancel flag is checked between tasks.
+  void spectrum_tensor(unsigned tid, size_t t, std::vector<unsigned char>& raw) {
+    if (stop_) return;
+    const jobs::Tensor& ten = job_.tensors[t];
+    const Block& bl = blocks_[t];
+    const size_t R = bl.rows.size(), C = bl.cols.size(), E = R * C;
+    if (tid == 0) {
+      try {
+        whole_.assign(E * N_, 0.0f);
+      } catch (...) {
+        fail();
+      }
+    }
+    sync(tid, 0);
+    if (stop_) return;
+    std::vector<double> none;
+    try {
+      std::vector<float> row(C == ten.cols ? 0 : size_t(ten.cols));
+      for (size_t k; !halted() && (k = next_model_.fetch_add(1)) < N_;) {
+        float* dst = whole_.data() + k * E;
+        if (E == ten.numel()) {
+          read_stretch(ten, k, 0, ten.numel(), dst, raw, none, nullptr);
+          continue;
+        }
+        for (size_t i = 0; i < R && !halted(); ++i) {
+          float* into = C == ten.cols ? dst + i * C : row.data();
+          read_stretch(ten, k, bl.rows[i] * ten.cols, ten.cols, into, raw, none, nullptr);
+          if (C != ten.cols)
+            for (size_t j = 0; j < C; ++j) dst[i * C + j] = row[bl.cols[j]];
+        }
+      }
+    } catch (...) {
+      fail();
+    }
+    sync(tid, 0);
+    if (tid == 0) next_model_ = 0;
+    if (stop_) return;
+    const size_t pairs = N_ * (N_ - 1) / 2, NN = N_ * N_;
+    try {
+      for (size_t p; !halted() && (p = next_pair_.fetch_add(1)) < N_ + pairs;) {
+        if (p < N_) {
+          out_.weight_spectrum[t * N_ + p] = cpu::spectral_entropy(whole_.data() + p * E, nullptr, R, C);
+          continue;
+        }
+        size_t i = 0, left = p - N_;
+        while (left >= N_ - 1 - i) left -= N_ - 1 - i, ++i;
+        const size_t j = i + 1 + left;
+        out_.spectrum[t * NN + i * N_ + j] =
+            cpu::spectral_entropy(whole_.data() + i * E, whole_.data() + j * E, R, C);
+      }
+    } catch (...) {
+      fail();
+    }
+    sync(tid, spectrum_bytes(ten, bl));
+    if (tid == 0) {
+      next_pair_ = 0;
+      if (t == spectrum_tensors_.back()) std::vector<float>().swap(whole_);
+    }
   }
 
   void rank_tensor(unsigned tid, size_t t, std::vector<unsigned char>& raw) {
@@ -457,6 +568,10 @@ class Runner {
       for (size_t t : rank_tensors_)
         for (size_t i = 0; i < N_; ++i) out_.rank[t * NN + i * N_ + i] = 0;
     }
+    if (job_.spectrum)
+      for (size_t t : spectrum_tensors_)
+        for (size_t i = 0; i < N_; ++i)
+          for (size_t j = i + 1; j < N_; ++j) out_.spectrum[t * NN + j * N_ + i] = out_.spectrum[t * NN + i * N_ + j];
     if (job_.kurtosis) {
       size_t M = T_ * N_;
       out_.n.resize(M), out_.nonfinite.resize(M), out_.mean.resize(M), out_.m2.resize(M), out_.kurtosis.resize(M);
@@ -479,7 +594,8 @@ class Runner {
   bool any_f64_ = false;
   std::vector<io::FileReader> files_;
   std::vector<Batch> batches_;
-  std::vector<size_t> rank_tensors_;
+  std::vector<size_t> rank_tensors_, spectrum_tensors_;
+  std::vector<Block> blocks_;
   std::vector<float> whole_;
   std::vector<Item> items_;
   uint64_t item_max_ = 0;
@@ -512,6 +628,9 @@ uint64_t planned_bytes(const jobs::StatsJob& job) {
   if (job.rank)
     for (const auto& t : job.tensors)
       if (rank_eligible(t)) total += tensor_bytes(t);
+  if (job.spectrum)
+    for (const auto& t : job.tensors)
+      if (rank_eligible(t)) total += spectrum_bytes(t, spectrum_block(t, job.spectrum_short, job.spectrum_long));
   return total;
 }
 

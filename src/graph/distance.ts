@@ -12,14 +12,16 @@ export function checkStats(stats: TensorStats): { N: number; T: number } {
   const N = stats.ids.length, T = stats.tensors.length;
   if (N === 0) throw new GraphError('E_GRAPH_INPUT', 'Expected at least one model but received none');
   if (T === 0) throw new GraphError('E_GRAPH_INPUT', 'Expected at least one tensor shared by all models but received none');
-  const want = (k: 'kurtosis' | 'mean' | 'm2' | 'sumsq' | 'sumabs' | 'maxabs' | 'dot' | 'rank', len: number) => {
+  const want = (k: 'kurtosis' | 'mean' | 'm2' | 'sumsq' | 'sumabs' | 'maxabs' | 'dot' | 'rank' | 'spectrum' | 'weightSpectrum', len: number) => {
     const a = stats[k];
-    if ((k === 'rank' || k === 'sumabs' || k === 'maxabs') && a === undefined) return; // optional
+    if ((k === 'rank' || k === 'sumabs' || k === 'maxabs' || k === 'spectrum' || k === 'weightSpectrum') && a === undefined) return; // optional
     if (!(a instanceof Float64Array) || a.length !== len)
       throw new GraphError('E_GRAPH_INPUT', `Expected a Float64Array of ${len} values for ${k} but received ${a instanceof Float64Array ? a.length + ' values' : typeof a}`);
   };
-  for (const k of ['kurtosis', 'mean', 'm2'] as const) want(k, T * N);
-  for (const k of ['sumsq', 'sumabs', 'maxabs', 'dot', 'rank'] as const) want(k, T * N * N);
+  for (const k of ['kurtosis', 'mean', 'm2', 'weightSpectrum'] as const) want(k, T * N);
+  for (const k of ['sumsq', 'sumabs', 'maxabs', 'dot', 'rank', 'spectrum'] as const) want(k, T * N * N);
+  if ((stats.spectrum === undefined) !== (stats.weightSpectrum === undefined))
+    throw new GraphError('E_GRAPH_INPUT', 'Expected spectrum and weightSpectrum together but received only one of them');
   stats.tensors.forEach((t, i) => {
     if (!t || typeof t.name !== 'string' || !(t.rows >= 1) || !(t.cols >= 1) || t.rows * t.cols !== t.numel)
       throw new GraphError('E_GRAPH_INPUT', `Tensor ${i} (${t?.name ?? '?'}): expected rows * cols = numel >= 1`);

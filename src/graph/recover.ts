@@ -15,12 +15,17 @@ import { marginConfidence, mulberry32, resampleWeights, tally } from './confiden
 import { checkStats, ftDistance, loraDistance, paperFtDistance, paperLoraDistance, relatedness, usableTensors } from './distance.js';
 import { kurtosisDirection, kurtosisVotes, normGrowthScore, orientTree } from './direction.js';
 import { detectLora } from './lora.js';
+import { hasSpectrum, LENGTH_WEIGHT, rootSpectrally, spectralDistance, spectrumVotes } from './spectrum.js';
 import { minSpanningTree } from './mst.js';
 import { GraphError, type FamilyResult, type GraphOptions, type GraphResult, type TensorStats } from './types.js';
 
 interface Built { parent: Int32Array; D: Float64Array; rootTotals?: Float64Array }
+type Evidence = 'spectrum' | 'l2' | 'rank';
 
 function checkOptions(o: GraphOptions): Required<Omit<GraphOptions, 'families'>> & { families?: number } {
+  const known = new Set(['method', 'distance', 'lambda', 'bootstrap', 'seed', 'families', 'lengthWeight']);
+  for (const key of Object.keys(o ?? {}))
+    if (!known.has(key)) throw new GraphError('E_GRAPH_OPTION', `Unknown graph option ${JSON.stringify(key)} (known: ${[...known].join(', ')})`);
   const bad = (what: string, got: unknown) => new GraphError('E_GRAPH_OPTION', `Expected ${what} but received ${JSON.stringify(got)}`);
   const method = o.method ?? 'mother';
   if (method !== 'mother' && method !== 'paper') throw bad("'mother' or 'paper' for method", o.method);
@@ -32,13 +37,22 @@ function checkOptions(o: GraphOptions): Required<Omit<GraphOptions, 'families'>>
   if (!Number.isInteger(bootstrap) || bootstrap < 0) throw bad('an integer >= 0 for bootstrap', o.bootstrap);
   const seed = o.seed ?? 0;
   if (!Number.isInteger(seed)) throw bad('an integer for seed', o.seed);
-  return { method, distance, lambda, bootstrap, seed, families: o.families };
+  const lengthWeight = o.lengthWeight ?? LENGTH_WEIGHT;
+  if (typeof lengthWeight !== 'number' || !(lengthWeight >= 0) || !Number.isFinite(lengthWeight)) throw bad('a finite number >= 0 for lengthWeight', o.lengthWeight);
+  if (o.lambda !== undefined && method !== 'paper') throw bad("lambda only with method 'paper' (it is the paper's kurtosis penalty); got method", method);
+  return { method, distance, lambda, bootstrap, seed, lengthWeight, families: o.families };
 }
 
 /** One family's tree with tensor weights w. Local indices; parent -1 at the root. */
-function buildTree(stats: TensorStats, idx: number[], w: Float64Array, lora: boolean, method: 'mother' | 'paper', lambda: number): Built {
+function buildTree(stats: TensorStats, idx: number[], w: Float64Array, lora: boolean, method: 'mother' | 'paper', lambda: number,
+  evidence: Evidence = 'l2', lengthWeight = LENGTH_WEIGHT): Built {
   const n = idx.length, N = stats.ids.length;
   if (n === 1) return { parent: Int32Array.of(-1), D: new Float64Array(1) };
+  if (method === 'mother' && evidence === 'spectrum') {
+    const D = spectralDistance(stats, idx, w, lengthWeight);
+    const { parent, total } = rootSpectrally(n, minSpanningTree(n, D), spectrumVotes(stats, idx, w));
+    return { parent, D, rootTotals: total };
+  }
   const { D: dft } = ftDistance(stats, idx, w);
   if (method === 'paper') {
     const D = lora ? paperLoraDistance(stats, idx, w) : paperFtDistance(stats, idx, w);
@@ -96,7 +110,7 @@ export function recoverGraph(stats: TensorStats, options: GraphOptions = {}): Gr
   const fams = clusterFamilies(relatedness(stats), N, opt.families);
   const parent: (number | null)[] = new Array(N).fill(null);
   const family = new Array<number>(N).fill(0);
-  const plans: { idx: number[]; lora: boolean; base: Float64Array }[] = [];
+  const plans: { idx: number[]; lora: boolean; base: Float64Array; evidence: Evidence }[] = [];
   const families: FamilyResult[] = [];
   const localDist: Float64Array[] = [], localTotals: (Float64Array | undefined)[] = [];
 
@@ -114,7 +128,8 @@ export function recoverGraph(stats: TensorStats, options: GraphOptions = {}): Gr
       lora = v.lora;
       if (lora) warnings.push(`family ${f}: LoRA detected (median rank fraction ${v.rankFraction.toFixed(3)} of full rank over ${v.pairs} nearest-neighbour pairs); using the rank distance`);
     }
-    const built = buildTree(stats, idx, base, lora, opt.method, opt.lambda);
+    const evidence: Evidence = lora ? 'rank' : hasSpectrum(stats, idx) ? 'spectrum' : 'l2';
+    const built = buildTree(stats, idx, base, lora, opt.method, opt.lambda, evidence, opt.lengthWeight);
     const n = idx.length;
     const twins: string[] = [];
     for (let a = 0; a < n; a++) for (let b = a + 1; b < n; b++) if (!(built.D[a * n + b] > 0)) twins.push(`${stats.ids[idx[a]]} = ${stats.ids[idx[b]]}`);
@@ -125,11 +140,11 @@ export function recoverGraph(stats: TensorStats, options: GraphOptions = {}): Gr
       parent[idx[a]] = p < 0 ? null : idx[p];
       if (p < 0) root = idx[a];
     });
-    plans.push({ idx, lora, base });
+    plans.push({ idx, lora, base, evidence });
     localDist.push(built.D);
     localTotals.push(built.rootTotals);
     families.push({
-      members: idx, root, distance: lora ? 'lora' : 'ft',
+      members: idx, root, distance: lora ? 'lora' : 'ft', evidence: opt.method === 'paper' ? (lora ? 'rank' : 'l2') : evidence,
       direction: kurtosisDirection(stats.kurtosis, stats.sumsq, N, stats.tensors, parent, idx),
     });
   });
@@ -141,10 +156,10 @@ export function recoverGraph(stats: TensorStats, options: GraphOptions = {}): Gr
     for (let b = 0; b < opt.bootstrap; b++) {
       const w = resampleWeights(T, rand);
       const rep: (number | null)[] = new Array(N).fill(null);
-      for (const { idx, lora, base } of plans) {
+      for (const { idx, lora, base, evidence } of plans) {
         const wf = w.map((x, t) => x * base[t]);
         if (!wf.some((x) => x > 0)) { idx.forEach((m) => (rep[m] = parent[m])); continue; }
-        const { parent: p } = buildTree(stats, idx, wf, lora, opt.method, opt.lambda);
+        const { parent: p } = buildTree(stats, idx, wf, lora, opt.method, opt.lambda, evidence, opt.lengthWeight);
         p.forEach((q, a) => (rep[idx[a]] = q < 0 ? null : idx[q]));
       }
       reps.push(rep);

@@ -22,6 +22,10 @@ export interface TensorStats {
   dot: Float64Array;
   /** T*N*N numerical rank of W_i - W_j, NaN where not computed. */
   rank?: Float64Array;
+  /** T*N*N spectral entropy of W_i - W_j (2-D tensors that differ), NaN where not computed. */
+  spectrum?: Float64Array;
+  /** T*N spectral entropy of each model's own W (2-D tensors), NaN where not computed. */
+  weightSpectrum?: Float64Array;
 }
 
 export interface GraphOptions {
@@ -37,12 +41,19 @@ export interface GraphOptions {
   bootstrap?: number;
   /** Seed of the bootstrap's generator (default 0). */
   seed?: number;
+  /**
+   * Share of length in the spectral placement distance, exp(mean H) * L2^lengthWeight (default
+   * 0.02, chosen leave-one-split-out; docs/method.md). For studies of the method.
+   */
+  lengthWeight?: number;
 }
 
 export interface FamilyResult {
   members: number[];
   root: number;
   distance: 'ft' | 'lora';
+  /** What placed and rooted the full fine-tuning tree: spectra when computed, else L2 + norm growth. */
+  evidence: 'spectrum' | 'l2' | 'rank';
   direction: 'kurtosis-falls' | 'kurtosis-rises' | 'mixed';
 }
 

@@ -135,15 +135,17 @@ export function looksAdapterTuned(stats: TensorStats, members: number[]): boolea
 }
 
 /**
- * Adds the numerical rank of W_i - W_j (per 2-D tensor, per pair) for the given families' members
- * to `stats.rank` (NaN elsewhere). Only tensors that differ inside a family are sent: identical
- * tensors have rank 0 and cost nothing. A second, rank-only pass over those tensors' bytes.
+ * One extra pass per family over the 2-D tensors that differ inside it (identical tensors carry no
+ * pairwise evidence and cost nothing): the rank or spectrum statistics of recoverGraph.
+ * `take(result, chosen, members)` copies the family's results into the stats.
  */
-export async function addRankStatistics(
-  group: ArchitectureGroup, stats: TensorStats, families: number[][], options: StatsOptions = {},
+async function perFamilyPass(
+  group: ArchitectureGroup, stats: TensorStats, families: number[][], options: StatsOptions,
+  job: Partial<Omit<StatsJob, 'tensors' | 'models' | 'threads' | 'device'>>,
+  onIdentical: (t: number, members: number[]) => void,
+  take: (result: StatsResult, chosen: number[], members: number[]) => void,
 ): Promise<{ bytesRead: number; seconds: number }> {
   const N = stats.ids.length, T = stats.tensors.length;
-  const rank = stats.rank ?? new Float64Array(T * N * N).fill(NaN);
   const all = jobTensors(group);
   let bytesRead = 0, seconds = 0;
   for (const members of families) {
@@ -155,26 +157,72 @@ export async function addRankStatistics(
       let moved = false;
       for (const i of members) for (const j of members) if (stats.sumsq[(t * N + i) * N + j]! > 0) moved = true;
       if (moved) chosen.push(t);
-      else for (const i of members) for (const j of members) rank[(t * N + i) * N + j] = 0;
+      else onIdentical(t, members);
     }
     if (chosen.length === 0) continue;
     const result = await runJob(
       {
         tensors: chosen.map((t) => ({ ...all[t]!, sources: members.map((k) => all[t]!.sources[k]!) })),
         models: members.length,
-        kurtosis: false, sumsq: false, sumabs: false, maxabs: false, dot: false,
-        rank: true, perTensor: true,
+        kurtosis: false, sumsq: false, sumabs: false, maxabs: false, dot: false, rank: false, perTensor: true,
+        ...job,
       },
       { ...options, onProgress: undefined },
     );
-    const n = members.length;
-    chosen.forEach((t, c) => {
-      for (let a = 0; a < n; a++)
-        for (let b = 0; b < n; b++) rank[(t * N + members[a]!) * N + members[b]!] = result.rank![(c * n + a) * n + b]!;
-    });
+    take(result, chosen, members);
     bytesRead += result.bytesRead;
     seconds += result.seconds;
   }
-  stats.rank = rank;
   return { bytesRead, seconds };
+}
+
+/**
+ * Adds the numerical rank of W_i - W_j (per 2-D tensor, per pair) for the given families' members
+ * to `stats.rank` (NaN elsewhere; 0 for tensors identical inside a family).
+ */
+export async function addRankStatistics(
+  group: ArchitectureGroup, stats: TensorStats, families: number[][], options: StatsOptions = {},
+): Promise<{ bytesRead: number; seconds: number }> {
+  const N = stats.ids.length, T = stats.tensors.length;
+  const rank = stats.rank ?? new Float64Array(T * N * N).fill(NaN);
+  const out = await perFamilyPass(group, stats, families, options, { rank: true },
+    (t, members) => { for (const i of members) for (const j of members) rank[(t * N + i) * N + j] = 0; },
+    (result, chosen, members) => {
+      const n = members.length;
+      chosen.forEach((t, c) => {
+        for (let a = 0; a < n; a++)
+          for (let b = 0; b < n; b++) rank[(t * N + members[a]!) * N + members[b]!] = result.rank![(c * n + a) * n + b]!;
+      });
+    });
+  stats.rank = rank;
+  return out;
+}
+
+/**
+ * Adds the spectral entropy of W_i - W_j (per 2-D tensor that differs, per pair of a family) to
+ * `stats.spectrum` and of each member's own W to `stats.weightSpectrum` (NaN elsewhere). Blocks of
+ * at most `short` x `long` (see StatsJob.spectrum) keep the cost near one more read of the family.
+ */
+export async function addSpectrumStatistics(
+  group: ArchitectureGroup, stats: TensorStats, families: number[][], options: StatsOptions & { short?: number; long?: number } = {},
+): Promise<{ bytesRead: number; seconds: number }> {
+  const N = stats.ids.length, T = stats.tensors.length;
+  const spectrum = stats.spectrum ?? new Float64Array(T * N * N).fill(NaN);
+  const own = stats.weightSpectrum ?? new Float64Array(T * N).fill(NaN);
+  const { short, long, ...rest } = options;
+  const out = await perFamilyPass(group, stats, families, rest,
+    { spectrum: true, ...(short ? { spectrumShort: short } : {}), ...(long ? { spectrumLong: long } : {}) },
+    () => {},
+    (result, chosen, members) => {
+      const n = members.length;
+      chosen.forEach((t, c) => {
+        for (let a = 0; a < n; a++) {
+          own[t * N + members[a]!] = result.weightSpectrum![c * n + a]!;
+          for (let b = 0; b < n; b++) spectrum[(t * N + members[a]!) * N + members[b]!] = result.spectrum![(c * n + a) * n + b]!;
+        }
+      });
+    });
+  stats.spectrum = spectrum;
+  stats.weightSpectrum = own;
+  return out;
 }

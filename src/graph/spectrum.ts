@@ -1,0 +1,97 @@
+/**
+ * Spectral evidence (TensorLock's effective rank, adapted): one fine-tuning update is dominated by
+ * a few directions, so W_child - W_parent has a peaked singular spectrum. Two siblings differ by
+ * the difference of two independent updates, a grandparent and grandchild by their sum: wider
+ * spectra. The shared part of siblings' updates (siblings that "drift together", closer to each
+ * other than to their parent by L2) is exactly what cancels in their difference, leaving the
+ * idiosyncratic, high-entropy parts; so entropy separates what L2 cannot.
+ *
+ * Placement distance of a pair: exp(mean over 2-D tensors of H(W_a - W_b)) * L2(a, b)^beta, the
+ * geometric-mean effective rank with a small share of length. Entropy saturates when updates are
+ * large and broad (continued pre-training: every difference is near full rank and H is flat), and
+ * the length term (beta, chosen leave-one-split-out, docs/method.md) then orders what entropy
+ * cannot. Scale-free per tensor, so no tensor dominates by size.
+ *
+ * Direction: training changes the spectral entropy of the weights themselves monotonically along
+ * a lineage, but its sign depends on the architecture and regime (measured: it falls on every ViT
+ * edge of the zoo, rises on 31 of 36 LM fine-tuning edges and on every continued pre-training
+ * edge). So each family picks the sign that makes its tree most consistent: the vote of an edge
+ * is the weighted share of 2-D tensors in which the parent has the higher entropy (as a score in
+ * [-1, 1]), and the root and sign maximise the summed vote (rootSpectrally).
+ */
+import { orientTree } from './direction.js';
+import type { TensorStats } from './types.js';
+
+/** Share of length in the placement distance (leave-one-split-out, docs/method.md). */
+export const LENGTH_WEIGHT = 0.02;
+
+/** Whether the family has spectrum statistics (2-D tensors that differ); else: L2 evidence. */
+export function hasSpectrum(stats: TensorStats, idx: number[]): boolean {
+  const S = stats.spectrum, N = stats.ids.length;
+  if (!S || !stats.weightSpectrum || idx.length < 2) return false;
+  for (let t = 0; t < stats.tensors.length; t++)
+    for (let a = 0; a < idx.length; a++)
+      for (let b = a + 1; b < idx.length; b++) if (Number.isFinite(S[(t * N + idx[a]) * N + idx[b]])) return true;
+  return false;
+}
+
+/**
+ * n x n placement distance over the family `idx` with tensor weights w (see the file comment).
+ * Identical models (L2 = 0) are at distance 0; a pair that differs in 1-D tensors only has
+ * effective rank 1 there (it is as close as a spectrum can say).
+ */
+export function spectralDistance(stats: TensorStats, idx: number[], w: ArrayLike<number>, lengthWeight = LENGTH_WEIGHT): Float64Array {
+  const N = stats.ids.length, n = idx.length, T = stats.tensors.length, S = stats.spectrum!;
+  const D = new Float64Array(n * n);
+  for (let a = 0; a < n; a++)
+    for (let b = a + 1; b < n; b++) {
+      let h = 0, hw = 0, sq = 0;
+      for (let t = 0; t < T; t++) {
+        const wt = w[t];
+        if (!wt) continue;
+        const k = (t * N + idx[a]) * N + idx[b];
+        sq += wt * stats.sumsq[k];
+        const v = S[k];
+        if (Number.isFinite(v)) { h += wt * v; hw += wt; }
+      }
+      const d = sq > 0 ? Math.exp(hw > 0 ? h / hw : 0) * Math.pow(sq, lengthWeight / 2) : 0;
+      D[a * n + b] = D[b * n + a] = d;
+    }
+  return D;
+}
+
+/**
+ * Per ordered pair (a -> b): 2 * (weighted share of 2-D tensors in which a's own spectral entropy
+ * is higher than b's) - 1, antisymmetric; ties count half.
+ */
+export function spectrumVotes(stats: TensorStats, idx: number[], w: ArrayLike<number>): Float64Array {
+  const N = stats.ids.length, n = idx.length, H = stats.weightSpectrum!, S = stats.spectrum!;
+  const up = new Float64Array(n * n), all = new Float64Array(n * n);
+  for (let t = 0; t < stats.tensors.length; t++) {
+    const wt = w[t];
+    if (!wt) continue;
+    for (let a = 0; a < n; a++) {
+      const ha = H[t * N + idx[a]];
+      if (!Number.isFinite(ha)) continue;
+      for (let b = 0; b < n; b++) {
+        const hb = H[t * N + idx[b]];
+        if (a === b || !Number.isFinite(hb) || !Number.isFinite(S[(t * N + idx[a]) * N + idx[b]])) continue;
+        all[a * n + b] += wt;
+        up[a * n + b] += ha > hb ? wt : ha === hb ? wt / 2 : 0;
+      }
+    }
+  }
+  return up.map((u, i) => (all[i] > 0 ? (2 * u) / all[i] - 1 : 0));
+}
+
+/**
+ * Roots an undirected tree by the spectrum votes with the family's own sign: the (root, sign)
+ * whose summed vote over the tree's edges, oriented away from the root, is largest. `total` is
+ * per candidate root under the chosen sign (for the margin confidences).
+ */
+export function rootSpectrally(n: number, edges: [number, number][], votes: Float64Array):
+  { parent: Int32Array; total: Float64Array; root: number; sign: 1 | -1 } {
+  const rising = orientTree(n, edges, votes);
+  const falling = orientTree(n, edges, votes.map((v) => -v));
+  return falling.total[falling.root] > rising.total[rising.root] ? { ...falling, sign: -1 } : { ...rising, sign: 1 };
+}
