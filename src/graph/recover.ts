@@ -15,7 +15,7 @@ import { marginConfidence, mulberry32, resampleWeights, tally } from './confiden
 import { checkStats, ftDistance, loraDistance, paperFtDistance, paperLoraDistance, relatedness, usableTensors } from './distance.js';
 import { kurtosisDirection, kurtosisVotes, normGrowthScore, orientTree } from './direction.js';
 import { detectLora } from './lora.js';
-import { hasSpectrum, LENGTH_WEIGHT, rootSpectrally, spectralDistance, spectrumVotes } from './spectrum.js';
+import { DIRECTION_WEIGHT, hasSpectrum, LENGTH_WEIGHT, spectralDistance, spectralTree, spectrumVotes } from './spectrum.js';
 import { minSpanningTree } from './mst.js';
 import { GraphError, type FamilyResult, type GraphOptions, type GraphResult, type TensorStats } from './types.js';
 
@@ -23,7 +23,7 @@ interface Built { parent: Int32Array; D: Float64Array; rootTotals?: Float64Array
 type Evidence = 'spectrum' | 'l2' | 'rank';
 
 function checkOptions(o: GraphOptions): Required<Omit<GraphOptions, 'families'>> & { families?: number } {
-  const known = new Set(['method', 'distance', 'lambda', 'bootstrap', 'seed', 'families', 'lengthWeight']);
+  const known = new Set(['method', 'distance', 'lambda', 'bootstrap', 'seed', 'families', 'lengthWeight', 'directionWeight']);
   for (const key of Object.keys(o ?? {}))
     if (!known.has(key)) throw new GraphError('E_GRAPH_OPTION', `Unknown graph option ${JSON.stringify(key)} (known: ${[...known].join(', ')})`);
   const bad = (what: string, got: unknown) => new GraphError('E_GRAPH_OPTION', `Expected ${what} but received ${JSON.stringify(got)}`);
@@ -40,17 +40,19 @@ function checkOptions(o: GraphOptions): Required<Omit<GraphOptions, 'families'>>
   const lengthWeight = o.lengthWeight ?? LENGTH_WEIGHT;
   if (typeof lengthWeight !== 'number' || !(lengthWeight >= 0) || !Number.isFinite(lengthWeight)) throw bad('a finite number >= 0 for lengthWeight', o.lengthWeight);
   if (o.lambda !== undefined && method !== 'paper') throw bad("lambda only with method 'paper' (it is the paper's kurtosis penalty); got method", method);
-  return { method, distance, lambda, bootstrap, seed, lengthWeight, families: o.families };
+  const directionWeight = o.directionWeight ?? DIRECTION_WEIGHT;
+  if (typeof directionWeight !== 'number' || !(directionWeight >= 0) || !Number.isFinite(directionWeight)) throw bad('a finite number >= 0 for directionWeight', o.directionWeight);
+  return { method, distance, lambda, bootstrap, seed, lengthWeight, directionWeight, families: o.families };
 }
 
 /** One family's tree with tensor weights w. Local indices; parent -1 at the root. */
 function buildTree(stats: TensorStats, idx: number[], w: Float64Array, lora: boolean, method: 'mother' | 'paper', lambda: number,
-  evidence: Evidence = 'l2', lengthWeight = LENGTH_WEIGHT): Built {
+  evidence: Evidence = 'l2', lengthWeight = LENGTH_WEIGHT, directionWeight = DIRECTION_WEIGHT): Built {
   const n = idx.length, N = stats.ids.length;
   if (n === 1) return { parent: Int32Array.of(-1), D: new Float64Array(1) };
   if (method === 'mother' && evidence === 'spectrum') {
     const D = spectralDistance(stats, idx, w, lengthWeight);
-    const { parent, total } = rootSpectrally(n, minSpanningTree(n, D), spectrumVotes(stats, idx, w));
+    const { parent, total } = spectralTree(n, D, spectrumVotes(stats, idx, w), directionWeight);
     return { parent, D, rootTotals: total };
   }
   const { D: dft } = ftDistance(stats, idx, w);
@@ -129,7 +131,7 @@ export function recoverGraph(stats: TensorStats, options: GraphOptions = {}): Gr
       if (lora) warnings.push(`family ${f}: LoRA detected (median rank fraction ${v.rankFraction.toFixed(3)} of full rank over ${v.pairs} nearest-neighbour pairs); using the rank distance`);
     }
     const evidence: Evidence = lora ? 'rank' : hasSpectrum(stats, idx) ? 'spectrum' : 'l2';
-    const built = buildTree(stats, idx, base, lora, opt.method, opt.lambda, evidence, opt.lengthWeight);
+    const built = buildTree(stats, idx, base, lora, opt.method, opt.lambda, evidence, opt.lengthWeight, opt.directionWeight);
     const n = idx.length;
     const twins: string[] = [];
     for (let a = 0; a < n; a++) for (let b = a + 1; b < n; b++) if (!(built.D[a * n + b] > 0)) twins.push(`${stats.ids[idx[a]]} = ${stats.ids[idx[b]]}`);
@@ -159,7 +161,7 @@ export function recoverGraph(stats: TensorStats, options: GraphOptions = {}): Gr
       for (const { idx, lora, base, evidence } of plans) {
         const wf = w.map((x, t) => x * base[t]);
         if (!wf.some((x) => x > 0)) { idx.forEach((m) => (rep[m] = parent[m])); continue; }
-        const { parent: p } = buildTree(stats, idx, wf, lora, opt.method, opt.lambda, evidence, opt.lengthWeight);
+        const { parent: p } = buildTree(stats, idx, wf, lora, opt.method, opt.lambda, evidence, opt.lengthWeight, opt.directionWeight);
         p.forEach((q, a) => (rep[idx[a]] = q < 0 ? null : idx[q]));
       }
       reps.push(rep);

@@ -17,13 +17,21 @@
  * edge of the zoo, rises on 31 of 36 LM fine-tuning edges and on every continued pre-training
  * edge). So each family picks the sign that makes its tree most consistent: the vote of an edge
  * is the weighted share of 2-D tensors in which the parent has the higher entropy (as a score in
- * [-1, 1]), and the root and sign maximise the summed vote (rootSpectrally).
+ * [-1, 1]).
+ *
+ * The tree: the minimum directed spanning tree (Edmonds) of cost(a -> b) = d(a, b) - lambda * sign
+ * * vote(a -> b), d the placement distance scaled to [0, 1] over the family's pairs, for both signs;
+ * the cheaper tree wins. Placement and direction decide together: an edge that only fits the
+ * distances but runs against the family's direction can lose to a slightly longer one that agrees.
  */
+import { minDirectedSpanningTree } from './arborescence.js';
 import { orientTree } from './direction.js';
 import type { TensorStats } from './types.js';
 
 /** Share of length in the placement distance (leave-one-split-out, docs/method.md). */
 export const LENGTH_WEIGHT = 0.02;
+/** Weight of the direction vote against the placement distance (range-normalised) in the directed tree. */
+export const DIRECTION_WEIGHT = 0.01;
 
 /** Whether the family has spectrum statistics (2-D tensors that differ); else: L2 evidence. */
 export function hasSpectrum(stats: TensorStats, idx: number[]): boolean {
@@ -82,6 +90,31 @@ export function spectrumVotes(stats: TensorStats, idx: number[], w: ArrayLike<nu
     }
   }
   return up.map((u, i) => (all[i] > 0 ? (2 * u) / all[i] - 1 : 0));
+}
+
+/**
+ * The family's directed tree from placement distance D (n x n) and direction votes (see the file
+ * comment). `total` is, per candidate root, the signed vote summed over the chosen tree's edges
+ * oriented away from it (for the margin confidences).
+ */
+export function spectralTree(n: number, D: Float64Array, votes: Float64Array, directionWeight = DIRECTION_WEIGHT):
+  { parent: Int32Array; total: Float64Array; sign: 1 | -1 } {
+  let lo = Infinity, hi = -Infinity;
+  for (let a = 0; a < n; a++)
+    for (let b = 0; b < n; b++) if (a !== b) { lo = Math.min(lo, D[a * n + b]); hi = Math.max(hi, D[a * n + b]); }
+  const span = hi > lo ? hi - lo : 1;
+  let best: { parent: Int32Array; cost: number; sign: 1 | -1 } | undefined;
+  for (const sign of [1, -1] as const) {
+    const M = new Float64Array(n * n);
+    for (let a = 0; a < n; a++)
+      for (let b = 0; b < n; b++) M[a * n + b] = a === b ? Infinity : (D[a * n + b] - lo) / span - directionWeight * sign * votes[a * n + b];
+    const t = minDirectedSpanningTree(n, M);
+    if (!best || t.cost < best.cost) best = { parent: t.parent, cost: t.cost, sign };
+  }
+  const edges: [number, number][] = [];
+  best!.parent.forEach((p, c) => { if (p >= 0) edges.push([p, c]); });
+  const { total } = orientTree(n, edges, votes.map((v) => best!.sign * v));
+  return { parent: best!.parent, total, sign: best!.sign };
 }
 
 /**

@@ -46,6 +46,8 @@ export interface GraphOptions {
    * 0.02, chosen leave-one-split-out; docs/method.md). For studies of the method.
    */
   lengthWeight?: number;
+  /** Weight of the direction vote in the spectral directed tree (default 0.01, same protocol). */
+  directionWeight?: number;
 }
 
 export interface FamilyResult {
