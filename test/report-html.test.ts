@@ -15,27 +15,10 @@ import { cardDeclaration, collectHtmlExtras } from '../src/report/html-facts.js'
 import { formatHtml, htmlData, scriptJson } from '../src/report/html.js';
 import { formatJson } from '../src/report/json.js';
 import type { RecoverResult } from '../src/types.js';
+import { sampleResult } from './helpers/report-sample.js';
 
 const ZOO_FT = fileURLToPath(new URL('../examples/zoo/ft', import.meta.url));
 
-export function sampleResult(): RecoverResult {
-  return {
-    models: [
-      { id: 'root.a', path: '/nowhere/root.a', parent: null, confidence: 0.9, family: 0, kurtosis: 3 },
-      { id: 'kid b', path: '/nowhere/kid b', parent: 'root.a', confidence: 0.42, family: 0, kurtosis: 2, runnerUp: { parent: null, confidence: 0.2 } },
-      { id: '</script><b>x', path: '/nowhere/x', parent: 'root.a', confidence: 0.8, family: 0, kurtosis: NaN },
-      { id: 'solo', path: '/nowhere/solo', parent: null, confidence: 1, family: 1, kurtosis: 1 },
-    ],
-    families: [
-      { index: 0, root: 'root.a', members: ['root.a', 'kid b', '</script><b>x'], distance: 'ft', direction: 'kurtosis-falls', architecture: 'x' },
-      { index: 1, root: 'solo', members: ['solo'], distance: 'lora', direction: 'mixed', architecture: 'y' },
-    ],
-    diagnostics: {
-      backend: 'cpu', device: 'avx2', threads: 2, tensorsUsed: 10, tensorsSkipped: [], bytesRead: 100,
-      seconds: { total: 0.5, headers: 0.1, statistics: 0.3, graph: 0.1 }, warnings: ['kid b: something odd'],
-    },
-  };
-}
 
 /** The JSON the page reads, parsed back out of the HTML. */
 function embedded(html: string): any {
