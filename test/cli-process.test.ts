@@ -53,7 +53,7 @@ describe('mother as a process', () => {
     expect(bad.stderr).toBe("mother: unknown command 'recover-all'; see 'mother --help'\n");
     const flag = mother(['recover', 'x', '--format', 'xml']);
     expect(flag.code).toBe(2);
-    expect(flag.stderr).toBe("mother: Expected one of json|text|dot|mermaid|newick for --format but received 'xml'\n");
+    expect(flag.stderr).toBe("mother: Expected one of json|text|dot|mermaid|newick|html for --format but received 'xml'\n");
   });
 
   it('eval writes json when piped, with the known numbers', () => {

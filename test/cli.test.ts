@@ -91,7 +91,7 @@ describe('usage errors: exit 2 with one line and a hint', () => {
     [['--frob'], "mother: unknown option '--frob'; see 'mother --help'"],
     [['recover', 'm', '--frob'], "mother: unknown option '--frob'; see 'mother recover --help'"],
     [['recover'], "mother: recover needs at least one model file or folder; see 'mother recover --help'"],
-    [['recover', 'm', '--format', 'xml'], "mother: Expected one of json|text|dot|mermaid|newick for --format but received 'xml'"],
+    [['recover', 'm', '--format', 'xml'], "mother: Expected one of json|text|dot|mermaid|newick|html for --format but received 'xml'"],
     [['recover', 'm', '--backend', 'tpu'], "mother: Expected one of auto|cpu|cuda for --backend but received 'tpu'"],
     [['recover', 'm', '--threads', '0'], "mother: Expected an integer in [1, 4096] for --threads but received '0'"],
     [['recover', 'm', '--threads', '2x'], "mother: Expected an integer in [1, 4096] for --threads but received '2x'"],

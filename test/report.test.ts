@@ -7,6 +7,7 @@ import { formatMermaid, mermaidLabel, mermaidNames } from '../src/report/mermaid
 import { formatNewick, newickLabel } from '../src/report/newick.js';
 import { buildForest } from '../src/report/forest.js';
 import { formatReport, REPORT_FORMATS } from '../src/report/index.js';
+import { formatHtml } from '../src/report/html.js';
 
 /** Two families plus a single-model one; ids with dots, spaces, quotes, parentheses. */
 function sample(): RecoverResult {
@@ -98,6 +99,8 @@ describe('text report', () => {
         'Family 2 (1 model, distance ft, kurtosis rises parent→child)',
         'solo  (root, conf 1.00)',
         '',
+        '[low]: 1 call with confidence below 0.50 (--min-confidence)',
+        '',
         '7 models, 3 families; cpu (avx2), 2 threads; 48 tensors used, 1 skipped; 1.23 s',
         'warning: one warning',
         '',
@@ -121,6 +124,8 @@ describe('text report', () => {
         'Family 2 (1 model, distance ft, kurtosis rises parent->child)',
         'solo  (root, conf 1.00)',
         '',
+        '[low]: 1 call with confidence below 0.50 (--min-confidence)',
+        '',
       ].join('\n'),
     );
     expect(/^[\x0a\x20-\x7e]*$/.test(t)).toBe(true);
@@ -131,7 +136,8 @@ describe('text report', () => {
     expect(c).toContain('\x1b[1mFamily 0\x1b[22m');
     expect(c).toContain('\x1b[33m[low]\x1b[39m');
     const strict = formatText(sample(), { lowConfidence: 0.9, diagnostics: false });
-    expect(strict.match(/\[low\]/g)).toHaveLength(3); // 0.4, 0.875, 0.6
+    expect(strict.match(/\[low\]$/gm)).toHaveLength(3); // 0.4, 0.875, 0.6
+    expect(strict).toContain('\n[low]: 3 calls with confidence below 0.90 (--min-confidence)\n');
   });
   it('escapes control characters in ids and marks detached nodes', () => {
     expect(printable('a\x1b[31mb\n')).toBe('a\\x1b[31mb\\x0a');
@@ -171,6 +177,10 @@ describe('dot report', () => {
         '    label="family 2 (1 model, ft)";',
         '    "solo" [label="solo", peripheries=2];',
         '  }',
+        '  subgraph cluster_legend {',
+        '    label="legend";',
+        '    legend [shape=note, label="dashed edge: confidence below 0.50 (1 edge)"];',
+        '  }',
         '  "base.v1" -> "ft a" [label="0.93"];',
         '  "base.v1" -> "ft \\"b\\" (x)" [label="0.40", style=dashed];',
         `  "ft a" -> "g's_1" [label="0.88"];`,
@@ -209,6 +219,7 @@ describe('mermaid report', () => {
         '  m_base_v1 -.->|0.40| m_ft__b___x_',
         '  m_ft_a -->|0.88| m_g_s_1',
         '  m_r2 -->|0.60| m_r2_c',
+        '  %% dotted links: confidence below 0.50 (1 link)',
         '',
       ].join('\n'),
     );
@@ -249,11 +260,44 @@ describe('newick report', () => {
 describe('formatReport', () => {
   it('dispatches every format', () => {
     const r = sample();
-    expect(REPORT_FORMATS).toEqual(['json', 'text', 'dot', 'mermaid', 'newick']);
+    expect(REPORT_FORMATS).toEqual(['json', 'text', 'dot', 'mermaid', 'newick', 'html']);
     expect(formatReport(r, 'json')).toBe(formatJson(r));
     expect(formatReport(r, 'text', { ascii: true })).toBe(formatText(r, { ascii: true }));
     expect(formatReport(r, 'dot')).toBe(formatDot(r));
     expect(formatReport(r, 'mermaid')).toBe(formatMermaid(r));
     expect(formatReport(r, 'newick')).toBe(formatNewick(r));
+    expect(formatReport(r, 'html', { minConfidence: 0.7 })).toBe(formatHtml(r, { minConfidence: 0.7 }));
+  });
+});
+
+describe('--min-confidence in text, dot and mermaid', () => {
+  it('moves the marks and the legend with the threshold', () => {
+    const r = sample();
+    // Non-root calls: 0.93, 0.40, 0.875, 0.60; at 0.9: 0.40, 0.875 and 0.60 are doubtful.
+    const dot = formatDot(r, { minConfidence: 0.9 });
+    expect(dot.match(/style=dashed/g)).toHaveLength(3);
+    expect(dot).toContain('"ft a" -> "g\'s_1" [label="0.88", style=dashed];');
+    expect(dot).toContain('legend [shape=note, label="dashed edge: confidence below 0.90 (3 edges)"];');
+    const mmd = formatMermaid(r, { minConfidence: 0.9 });
+    expect(mmd.match(/-\.->/g)).toHaveLength(3);
+    expect(mmd).toContain('  m_base_v1 -->|0.93| m_ft_a\n');
+    expect(mmd).toContain('%% dotted links: confidence below 0.90 (3 links)');
+    // 0: nothing is doubtful, no legend anywhere.
+    expect(formatText(r, { minConfidence: 0 })).not.toContain('[low]');
+    expect(formatDot(r, { minConfidence: 0 })).not.toMatch(/dashed|legend/);
+    expect(formatMermaid(r, { minConfidence: 0 })).not.toMatch(/-\.->|%%/);
+    // 1: everything but the certain calls (1.0) is doubtful; text marks root calls too (0.91).
+    expect(formatText(r, { minConfidence: 1, diagnostics: false }).match(/\[low\]$/gm)).toHaveLength(5);
+    // minConfidence wins over the older lowConfidence.
+    expect(formatDot(r, { minConfidence: 0.9, lowConfidence: 0.1 })).toBe(dot);
+    expect(formatReport(r, 'dot', { minConfidence: 0.9 })).toBe(dot);
+    expect(formatReport(r, 'mermaid', { minConfidence: 0.9 })).toBe(mmd);
+  });
+  it('refuses a threshold outside [0, 1] with E_INPUT_OPTION', () => {
+    for (const bad of [-0.1, 1.5, NaN, Infinity])
+      for (const f of REPORT_FORMATS.filter((x) => !['json', 'newick'].includes(x)))
+        expect(() => formatReport(sample(), f, { minConfidence: bad }), `${f} ${bad}`).toThrow(
+          expect.objectContaining({ code: 'E_INPUT_OPTION', message: expect.stringContaining('[0, 1]') }),
+        );
   });
 });

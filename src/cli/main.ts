@@ -12,6 +12,7 @@ import { demoCommand } from './commands/demo.js';
 import { evalCommand } from './commands/eval.js';
 import { inspectCommand } from './commands/inspect.js';
 import { recoverCommand } from './commands/recover.js';
+import { reportCommand } from './commands/report.js';
 import { describeError, EXIT_BAD_INPUT, EXIT_CANCELLED, exitCodeFor } from './exit.js';
 
 export const MAIN_HELP = `Usage: mother <command> [options]
@@ -19,7 +20,8 @@ export const MAIN_HELP = `Usage: mother <command> [options]
 Recover the family tree of neural networks from their weights alone (MoTHer).
 
 Commands
-  recover <dir|model>...          recover the trees and print a report (text, json, dot, mermaid, newick)
+  recover <dir|model>...          recover the trees and print a report (text, json, dot, mermaid, newick, html)
+  report <result.json>            turn a saved JSON result into a self-contained HTML page (or another format)
   inspect <model>                 tensors, dtypes, shapes and kurtosis of one model
   eval --truth T.json R.json      accuracy of a recovered forest against the truth
   demo                            recover the bundled example zoo and score it
@@ -37,6 +39,7 @@ const COMMANDS: Record<string, Command> = {
   inspect: (a, c) => inspectCommand(a, c),
   eval: evalCommand,
   demo: (a, c) => demoCommand(a, c),
+  report: (a, c) => reportCommand(a, c),
 };
 
 export function version(): string {

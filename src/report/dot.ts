@@ -3,7 +3,7 @@
  * doubtful edges dashed. Render with `dot -Tsvg tree.dot -o tree.svg`.
  */
 import type { RecoverResult } from '../types.js';
-import { buildForest, formatConfidence, LOW_CONFIDENCE, walk } from './forest.js';
+import { buildForest, confidenceThreshold, formatConfidence, isLowConfidence, walk } from './forest.js';
 
 /**
  * A DOT double-quoted string. Backslash is escaped too: in labels DOT reads `\n`, `\l`, `\N` ... as
@@ -14,14 +14,17 @@ export function dotQuote(s: string): string {
 }
 
 export interface DotOptions {
-  /** Edges below this confidence are dashed (default 0.5). */
+  /** Edges below this confidence are dashed, and a legend says so (default 0.5). */
+  minConfidence?: number;
+  /** Older name of `minConfidence`. */
   lowConfidence?: number;
 }
 
 export function formatDot(result: RecoverResult, options: DotOptions = {}): string {
-  const low = options.lowConfidence ?? LOW_CONFIDENCE;
+  const low = confidenceThreshold(options);
   const out: string[] = ['digraph mother {', '  rankdir=TB;', '  node [shape=box, fontname="Helvetica"];', '  edge [fontname="Helvetica", fontsize=10];'];
   const edges: string[] = [];
+  let lowEdges = 0;
   for (const forest of buildForest(result)) {
     const f = forest.family;
     const label = `family ${forest.index} (${forest.members.length} model${forest.members.length === 1 ? '' : 's'}${f ? `, ${f.distance}` : ''})`;
@@ -36,12 +39,19 @@ export function formatDot(result: RecoverResult, options: DotOptions = {}): stri
         out.push(`    ${dotQuote(m.id)} [${attrs.join(', ')}];`);
         for (const c of node.children) {
           const conf = c.model.confidence;
-          const style = conf >= low ? '' : ', style=dashed';
+          const doubtful = isLowConfidence(conf, low);
+          if (doubtful) lowEdges++;
+          const style = doubtful ? ', style=dashed' : '';
           edges.push(`  ${dotQuote(m.id)} -> ${dotQuote(c.model.id)} [label=${dotQuote(formatConfidence(conf))}${style}];`);
         }
       });
     }
     out.push('  }');
+  }
+  if (lowEdges > 0) {
+    // A legend box, so the dashes explain themselves when the graph is rendered.
+    const text = `dashed edge: confidence below ${formatConfidence(low)} (${lowEdges} edge${lowEdges === 1 ? '' : 's'})`;
+    out.push('  subgraph cluster_legend {', '    label="legend";', `    legend [shape=note, label=${dotQuote(text)}];`, '  }');
   }
   out.push(...edges, '}');
   return out.join('\n') + '\n';

@@ -3,6 +3,7 @@
  * Built defensively, so a malformed result (unknown parent, parent in another family, a cycle)
  * still prints every model exactly once instead of looping or dropping rows.
  */
+import { InputError } from '../errors.js';
 import type { Family, RecoveredModel, RecoverResult } from '../types.js';
 
 export interface TreeNode {
@@ -97,5 +98,21 @@ export function formatConfidence(c: number, decimals = 2): string {
   return Number.isFinite(c) ? c.toFixed(decimals) : '?';
 }
 
-/** Below this an edge is flagged as doubtful in text, dot and mermaid output. */
+/** Below this an edge is flagged as doubtful in text, dot, mermaid and html output (`--min-confidence`). */
 export const LOW_CONFIDENCE = 0.5;
+
+/**
+ * The threshold a report uses: `minConfidence`, else the older name `lowConfidence`, else 0.5.
+ * Anything but a number in [0, 1] is an InputError (E_INPUT_OPTION).
+ */
+export function confidenceThreshold(options: { minConfidence?: number; lowConfidence?: number } = {}): number {
+  const t = options.minConfidence ?? options.lowConfidence ?? LOW_CONFIDENCE;
+  if (typeof t !== 'number' || !Number.isFinite(t) || t < 0 || t > 1)
+    throw new InputError('E_INPUT_OPTION', `Expected a number in [0, 1] for minConfidence but received ${String(t)}`);
+  return t;
+}
+
+/** A call is doubtful when its confidence is below the threshold; NaN (unknown) counts as doubtful. */
+export function isLowConfidence(confidence: number, threshold: number): boolean {
+  return !(confidence >= threshold);
+}

@@ -3,7 +3,7 @@
  * identifiers, so each id gets a sanitised, unique node name and the real id is shown as the label.
  */
 import type { RecoverResult } from '../types.js';
-import { buildForest, formatConfidence, LOW_CONFIDENCE, walk } from './forest.js';
+import { buildForest, confidenceThreshold, formatConfidence, isLowConfidence, walk } from './forest.js';
 
 /** Mermaid label text inside ["..."]: quotes and markup characters as Mermaid entity codes. */
 export function mermaidLabel(s: string): string {
@@ -34,12 +34,15 @@ export function mermaidNames(ids: string[]): Map<string, string> {
 }
 
 export interface MermaidOptions {
-  /** Edges below this confidence are dotted (default 0.5). */
+  /** Edges below this confidence are dotted (`-.->`), and a comment says so (default 0.5). */
+  minConfidence?: number;
+  /** Older name of `minConfidence`. */
   lowConfidence?: number;
 }
 
 export function formatMermaid(result: RecoverResult, options: MermaidOptions = {}): string {
-  const low = options.lowConfidence ?? LOW_CONFIDENCE;
+  const low = confidenceThreshold(options);
+  let lowEdges = 0;
   const names = mermaidNames(result.models.map((m) => m.id));
   const out: string[] = ['graph TD'];
   const edges: string[] = [];
@@ -56,7 +59,9 @@ export function formatMermaid(result: RecoverResult, options: MermaidOptions = {
         out.push(m.parent === null ? `    ${name}(["${mermaidLabel(m.id)}"])` : `    ${name}["${mermaidLabel(m.id)}"]`);
         for (const c of node.children) {
           const conf = c.model.confidence;
-          const arrow = conf >= low ? '-->' : '-.->';
+          const doubtful = isLowConfidence(conf, low);
+          if (doubtful) lowEdges++;
+          const arrow = doubtful ? '-.->' : '-->';
           edges.push(`  ${name} ${arrow}|${formatConfidence(conf)}| ${names.get(c.model.id)!}`);
         }
       });
@@ -64,5 +69,6 @@ export function formatMermaid(result: RecoverResult, options: MermaidOptions = {
     out.push('  end');
   }
   out.push(...edges);
+  if (lowEdges > 0) out.push(`  %% dotted links: confidence below ${formatConfidence(low)} (${lowEdges} link${lowEdges === 1 ? '' : 's'})`);
   return out.join('\n') + '\n';
 }

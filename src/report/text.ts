@@ -4,14 +4,16 @@
  * asks only when stdout is a TTY and NO_COLOR is unset.
  */
 import type { Family, RecoverResult } from '../types.js';
-import { buildForest, formatConfidence, LOW_CONFIDENCE, walk, type TreeNode } from './forest.js';
+import { buildForest, confidenceThreshold, formatConfidence, isLowConfidence, walk, type TreeNode } from './forest.js';
 
 export interface TextOptions {
   /** ASCII branches (|-- `--) instead of box-drawing (├── └──). */
   ascii?: boolean;
   /** ANSI colours. */
   color?: boolean;
-  /** Edges (and root calls) below this confidence are marked `[low]` (default 0.5). */
+  /** Calls (edges and root calls) below this confidence are marked `[low]`, with a legend line (default 0.5). */
+  minConfidence?: number;
+  /** Older name of `minConfidence`. */
   lowConfidence?: number;
   /** Summary line with backend, tensors and time, plus warnings (default true). */
   diagnostics?: boolean;
@@ -49,7 +51,8 @@ export function formatText(result: RecoverResult, options: TextOptions = {}): st
   const bold = painter(color, 1, 22);
   const dim = painter(color, 2, 22);
   const warn = painter(color, 33, 39);
-  const low = options.lowConfidence ?? LOW_CONFIDENCE;
+  const low = confidenceThreshold(options);
+  let lowCalls = 0;
   const lines: string[] = [];
 
   const forests = buildForest(result);
@@ -65,7 +68,10 @@ export function formatText(result: RecoverResult, options: TextOptions = {}): st
       const isRoot = m.parent === null;
       const conf = `conf ${formatConfidence(m.confidence)}`;
       let s = printable(m.id) + '  ' + dim(`(${isRoot ? 'root, ' : ''}${conf})`);
-      if (!(m.confidence >= low)) s += ' ' + warn('[low]');
+      if (isLowConfidence(m.confidence, low)) {
+        s += ' ' + warn('[low]');
+        lowCalls++;
+      }
       if (node.detached) s += ' ' + warn(`[parent ${printable(m.parent!)} not in this tree]`);
       return s;
     };
@@ -78,6 +84,10 @@ export function formatText(result: RecoverResult, options: TextOptions = {}): st
       });
     }
   });
+
+  if (lowCalls > 0) {
+    lines.push('', dim(`[low]: ${plural(lowCalls, 'call')} with confidence below ${formatConfidence(low)} (--min-confidence)`));
+  }
 
   if (options.diagnostics ?? true) {
     const d = result.diagnostics;

@@ -4,6 +4,8 @@ import { recover as realRecover } from '../../recover.js';
 import { formatReport, REPORT_FORMATS, type ReportFormat } from '../../report/index.js';
 import type { Backend, RecoverOptions, RecoverResult } from '../../types.js';
 import { writeFileAtomic } from '../../util/atomic-write.js';
+import { collectHtmlExtras } from '../../report/html-facts.js';
+import { minConfidenceArg } from './report.js';
 import { integer, nonEmpty, number, oneOf, parseCommand, UsageError, type OptionSpec } from '../args.js';
 import { useColor, type CliContext } from '../context.js';
 import { ProgressBar } from '../progress.js';
@@ -13,9 +15,11 @@ export const RECOVER_HELP = `Usage: mother recover <dir|model>... [options]
 Recover the family trees of the models found in the given folders or model files.
 
 Output
-  --format F        json|text|dot|mermaid|newick. Default: text when stdout is a terminal,
+  --format F        json|text|dot|mermaid|newick|html. Default: text when stdout is a terminal,
                     json otherwise; with --out, taken from the file extension
-                    (.json .txt .dot/.gv .mmd .nwk/.newick), else json
+                    (.json .txt .dot/.gv .mmd .nwk/.newick .html), else json
+  --min-confidence X
+                    mark calls below X, a number in [0, 1] (default 0.5)
   --out FILE        write the report to FILE (atomically) instead of stdout
   --ascii           text format: ASCII branches instead of box-drawing characters
   --quiet, -q       no progress bar and no notes on stderr
@@ -35,15 +39,17 @@ Method
   --square-only     only 2-D square tensors, as the paper does
   --min-elements N  skip tensors with fewer elements (default 1)
 
-Formats: text draws each family as a tree ([low] marks confidence < 0.5); json has the rows of a
-zoo truth.json (id, path, parent) plus confidence, family, kurtosis; dot and mermaid draw doubtful
-edges dashed; newick writes one tree per family with branch length = 1 - confidence.
+Formats: text draws each family as a tree ([low] marks confidence < --min-confidence); json has the
+rows of a zoo truth.json (id, path, parent) plus confidence, family, kurtosis; dot and mermaid draw
+doubtful edges dashed; html is one self-contained page (docs/report.md); newick writes one tree
+per family with branch length = 1 - confidence.
 Colour only on a terminal, and never with NO_COLOR set. Ctrl-C cancels; a second Ctrl-C quits at once.
 Exit codes: 0 ok, 1 internal error, 2 bad input or usage, 130 cancelled.
 `;
 
 const OPTIONS: OptionSpec = {
   format: { type: 'string' },
+  'min-confidence': { type: 'string' },
   out: { type: 'string', short: 'o' },
   ascii: { type: 'boolean' },
   quiet: { type: 'boolean', short: 'q' },
@@ -66,6 +72,7 @@ export interface RecoverArgs {
   options: RecoverOptions;
   /** Undefined: chosen from --out or the terminal (see chooseFormat). */
   format: ReportFormat | undefined;
+  minConfidence?: number;
   out: string | undefined;
   ascii: boolean;
   quiet: boolean;
@@ -92,6 +99,7 @@ export function parseRecoverArgs(argv: string[]): RecoverArgs {
     inputs: positionals,
     options,
     format: v.format === undefined ? undefined : oneOf('--format', v.format, REPORT_FORMATS),
+    ...(v['min-confidence'] === undefined ? {} : { minConfidence: minConfidenceArg(v['min-confidence']) }),
     out: v.out === undefined ? undefined : nonEmpty('--out', v.out),
     ascii: v.ascii === true,
     quiet: v.quiet === true,
@@ -108,6 +116,8 @@ const EXTENSION_FORMATS: Record<string, ReportFormat> = {
   '.mermaid': 'mermaid',
   '.nwk': 'newick',
   '.newick': 'newick',
+  '.html': 'html',
+  '.htm': 'html',
 };
 
 /**
@@ -152,7 +162,8 @@ export async function recoverCommand(argv: string[], ctx: CliContext, deps: Reco
   }
 
   const color = out === undefined && format === 'text' && useColor(ctx);
-  const report = formatReport(result, format, { ascii: args.ascii, color });
+  const html = format === 'html' ? await collectHtmlExtras(result, { ...args.options, signal: ctx.signal }) : undefined;
+  const report = formatReport(result, format, { ascii: args.ascii, color, minConfidence: args.minConfidence, html });
   if (out === undefined) {
     ctx.stdout.write(report);
   } else {
