@@ -148,6 +148,7 @@ export async function recover(inputs: string[], options: RecoverOptions = {}): P
           root: ids[f.root]!,
           members: f.members.map((k) => ids[k]!),
           distance: f.distance,
+          evidence: f.evidence,
           direction: f.direction,
           architecture: group.architecture,
         });

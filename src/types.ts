@@ -68,6 +68,12 @@ export interface Family {
   members: string[];
   /** Distance used to place edges in this family. */
   distance: 'ft' | 'lora';
+  /**
+   * What placed and directed the edges: 'spectrum' (spectral entropy of weight differences and of
+   * the weights, docs/method.md), 'rank' (LoRA rank distance + norm growth), 'l2' (L2 distance +
+   * norm growth and kurtosis; no 2-D tensor differs, or the paper's recipe).
+   */
+  evidence: 'spectrum' | 'rank' | 'l2';
   /** Direction inferred for the family: does kurtosis fall from parent to child here? */
   direction: 'kurtosis-falls' | 'kurtosis-rises' | 'mixed';
   /** Architecture signature (tensor names and shapes hash) shared by the members. */
