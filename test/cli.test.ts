@@ -10,7 +10,7 @@ import { chooseFormat, parseRecoverArgs, recoverCommand, RECOVER_HELP } from '..
 import { inspectCommand } from '../src/cli/commands/inspect.js';
 import { demoCommand } from '../src/cli/commands/demo.js';
 import { describeError, exitCodeFor } from '../src/cli/exit.js';
-import { ProgressBar, formatDuration } from '../src/cli/progress.js';
+import { ProgressBar, formatCount, formatDuration } from '../src/cli/progress.js';
 import { evaluate } from '../src/report/evaluation.js';
 import type { RecoverOptions, RecoverResult } from '../src/types.js';
 import type { InspectResult } from '../src/inspect.js';
@@ -331,6 +331,16 @@ describe('progress bar', () => {
     bar.update({ stage: 'statistics', done: 0, total: 96 });
     expect(bar.render({ stage: 'statistics', done: 48, total: 96 }, 4000)).toBe('statistics [############............]  48/96  50%  12.0/s  ETA 4s');
     expect(bar.render({ stage: 'statistics', done: 96, total: 96 }, 4000)).toBe('statistics [########################]  96/96  100%  24.0/s');
+    // the statistics stage counts tensor elements: millions, shown as such, with a rate and an ETA
+    bar.update({ stage: 'headers', done: 0, total: 1 });
+    bar.update({ stage: 'statistics', done: 0, total: 12_735_872 });
+    expect(bar.render({ stage: 'statistics', done: 2_097_140, total: 12_735_872 }, 2000)).toBe(
+      'statistics [####....................]  2.10M/12.7M  16%  1.05M/s  ETA 10s');
+    expect(formatCount(9999)).toBe('9999');
+    expect(formatCount(10_000)).toBe('10.0k');
+    expect(formatCount(999_499)).toBe('999k');
+    expect(formatCount(999_500)).toBe('1.00M');
+    expect(formatCount(3.2e9)).toBe('3.20G');
     expect(formatDuration(75)).toBe('1m15s');
     expect(formatDuration(7260)).toBe('2h01m');
     expect(formatDuration(Infinity)).toBe('?');
