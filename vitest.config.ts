@@ -7,5 +7,7 @@ export default defineConfig({
     hookTimeout: 60_000,
     // Native work runs on its own threads; forks keep a crashed addon from taking vitest down.
     pool: 'forks',
+    // The default report, then the skipped count with its reasons (test/helpers/skip-reporter.ts).
+    reporters: ['default', './test/helpers/skip-reporter.ts'],
   },
 });

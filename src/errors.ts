@@ -7,7 +7,9 @@
  *   E_INPUT_*   InputError         bad user input (paths, options)
  *   E_DTYPE_UNSUPPORTED  UnsupportedDTypeError
  *   E_JOB_*, E_INTERNAL, E_OUT_OF_MEMORY, ...  MotherError
- * Cancellation is an AbortError (name 'AbortError', code 'ABORT_ERR'), as Node's own APIs throw.
+ * Cancellation rejects with the AbortSignal's reason (`controller.abort()` without an argument makes
+ * that a DOMException named 'AbortError'), else with an AbortError (name 'AbortError', code
+ * 'ABORT_ERR'), as Node's own APIs do.
  *
  * Native errors arrive from a worker thread with a useless stack: `withCallerStack` captures the
  * caller's stack before the await and `fromNative` attaches it (as sharp does).
@@ -51,6 +53,14 @@ export class AbortError extends Error {
     super(message, options);
     this.name = 'AbortError';
   }
+}
+
+/**
+ * What an aborted operation rejects with: the signal's reason, as Node's own APIs do
+ * (`signal.throwIfAborted()`, fetch); an AbortError when there is none.
+ */
+export function abortReason(signal: AbortSignal | undefined): unknown {
+  return signal?.reason !== undefined ? signal.reason : new AbortError();
 }
 
 export function isAbortError(err: unknown): boolean {

@@ -2,10 +2,11 @@
  * mother-tree: recover the family tree of neural networks from their weights alone.
  *
  *   import { recover } from 'mother-tree';
- *   const { models, families } = await recover(['./models']);
+ *   const { models, families } = await recover('./models');   // or an array of paths
  */
 export { recover, checkRecoverOptions } from './recover.js';
-export { inspectModel, type InspectResult, type InspectedTensor } from './inspect.js';
+export { inspectModel, type InspectOptions, type InspectResult, type InspectedTensor } from './inspect.js';
+export { MAX_THREADS } from './util/limits.js';
 export type * from './types.js';
 
 // Reading weights

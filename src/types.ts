@@ -23,14 +23,18 @@ export interface RecoverOptions {
   backend?: Backend;
   /** CUDA device index (default 0). */
   device?: number;
-  /** Worker threads for the CPU kernels (default: all cores). */
+  /** Worker threads for the CPU kernels, 1 to MAX_THREADS (256) (default: all cores). */
   threads?: number;
+  /** Cancels the work; the promise then rejects with `signal.reason`, as Node's own APIs do. */
   signal?: AbortSignal;
   onProgress?: (event: ProgressEvent) => void;
   /** 'mother' (default): this package's method. 'paper': the MoTHer paper's recipe, for comparison. */
   method?: 'mother' | 'paper';
   distance?: DistanceMode;
-  /** Weight of the kurtosis direction penalty in M = D + lambda * mean(D) * K (paper: 0.3). */
+  /**
+   * Weight of the kurtosis direction penalty in M = D + lambda * mean(D) * K (default 0.3). Only
+   * method 'paper' uses it: with another method it is an error (E_INPUT_OPTION), not ignored.
+   */
   lambda?: number;
   /** Tensor selection: glob-like patterns matched against tensor names. */
   include?: string[];
@@ -45,6 +49,12 @@ export interface RecoverOptions {
   bootstrap?: number;
   /** Seed of the bootstrap (default 0): results are deterministic for a given seed. */
   seed?: number;
+  /**
+   * false (default): a model that cannot be read (bad header, unreadable, inconsistent shards, a
+   * file that changes while it is read) is left out and listed in `diagnostics.skippedModels`;
+   * the others are still recovered. true: the first such model fails the whole call.
+   */
+  strict?: boolean;
 }
 
 export interface RecoveredModel {
@@ -65,6 +75,9 @@ export interface RecoveredModel {
 export interface Family {
   index: number;
   root: string;
+  /** Number of members (members.length). */
+  size: number;
+  /** Member ids, in discovery order. */
   members: string[];
   /** Distance used to place edges in this family. */
   distance: 'ft' | 'lora';
@@ -87,6 +100,16 @@ export interface SkippedTensor {
   models?: string[];
 }
 
+/** A model left out because it could not be read (see RecoverOptions.strict). */
+export interface SkippedModel {
+  /** The model's path (file or folder) as discovered. */
+  path: string;
+  /** The error's code, e.g. E_HEADER_JSON, E_IO_TRUNCATED, E_SHARD_MISSING. */
+  code: string;
+  /** The error's message (names the file, and the tensor where one is at fault). */
+  message: string;
+}
+
 export interface Diagnostics {
   backend: 'cpu' | 'cuda';
   /** Instruction set or GPU that ran. */
@@ -96,7 +119,15 @@ export interface Diagnostics {
   tensorsSkipped: SkippedTensor[];
   bytesRead: number;
   seconds: { total: number; headers: number; statistics: number; graph: number };
+  /** Things worth a look (families with identical models, tensors left out, skipped models). */
   warnings: string[];
+  /** Models left out because they could not be read (empty unless some were; never with strict). */
+  skippedModels: SkippedModel[];
+  /**
+   * Why backend 'auto' ran on the CPU although CUDA was considered (e.g. 'CUDA not used: the CUDA
+   * addon is not built'), or null. Information, not a warning: nobody asked for CUDA.
+   */
+  backendFallback: string | null;
 }
 
 export interface RecoverResult {

@@ -3,13 +3,12 @@
  * float64 reference computed here from the raw bytes, and recover() against the truth with the
  * accuracy bars of the project (one configuration for every split, no oracle input).
  */
-import { existsSync, readFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
-import { describe, expect, it } from 'vitest';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { beforeEach, describe, expect, it } from 'vitest';
 import { distanceMatrices, kurtosis, recover, edgeAccuracy, adjustedRandIndex, inspectModel, availableBackends } from '../src/index.js';
 
-const ZOO = resolve(__dirname, '../../shared/zoo');
-const hasZoo = existsSync(join(ZOO, 'ft', 'truth.json'));
+import { skipWithoutZoo, ZOO } from './helpers/zoo.js';
 
 /** Reads one float32 tensor of a safetensors file in plain JS (independent of the native parser). */
 function tensorOf(file: string, name: string): Float64Array {
@@ -42,7 +41,8 @@ function accuracy(split: string, result: Awaited<ReturnType<typeof recover>>) {
   };
 }
 
-describe.skipIf(!hasZoo)('public API on the zoo', () => {
+describe('public API on the zoo', () => {
+  beforeEach(skipWithoutZoo('ft', 'truth.json'));
   const models = ['t0', 't0-c0', 't0-c0-g0', 't1'].map((id) => join(ZOO, 'ft', id));
   const q = 'encoder.layer.1.attention.attention.query.weight';
 

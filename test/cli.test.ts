@@ -10,7 +10,7 @@ import { chooseFormat, parseRecoverArgs, recoverCommand, RECOVER_HELP } from '..
 import { inspectCommand } from '../src/cli/commands/inspect.js';
 import { demoCommand } from '../src/cli/commands/demo.js';
 import { describeError, exitCodeFor } from '../src/cli/exit.js';
-import { ProgressBar, formatDuration } from '../src/cli/progress.js';
+import { ProgressBar, formatCount, formatDuration } from '../src/cli/progress.js';
 import { evaluate } from '../src/report/evaluation.js';
 import type { RecoverOptions, RecoverResult } from '../src/types.js';
 import type { InspectResult } from '../src/inspect.js';
@@ -34,12 +34,13 @@ function result(): RecoverResult {
       { id: 'solo', path: '/z/solo', parent: null, confidence: 1, family: 1, kurtosis: 1 },
     ],
     families: [
-      { index: 0, root: 'root.a', members: ['root.a', 'kid b'], distance: 'ft', direction: 'kurtosis-falls', architecture: 'x' },
-      { index: 1, root: 'solo', members: ['solo'], distance: 'lora', direction: 'mixed', architecture: 'y' },
+      { index: 0, root: 'root.a', size: 2, members: ['root.a', 'kid b'], distance: 'ft', evidence: 'l2', direction: 'kurtosis-falls', architecture: 'x' },
+      { index: 1, root: 'solo', size: 1, members: ['solo'], distance: 'lora', evidence: 'rank', direction: 'mixed', architecture: 'y' },
     ],
     diagnostics: {
       backend: 'cpu', device: 'avx2', threads: 2, tensorsUsed: 10, tensorsSkipped: [], bytesRead: 100,
       seconds: { total: 0.5, headers: 0.1, statistics: 0.3, graph: 0.1 }, warnings: [],
+      skippedModels: [], backendFallback: null,
     },
   };
 }
@@ -93,8 +94,24 @@ describe('usage errors: exit 2 with one line and a hint', () => {
     [['recover'], "mother: recover needs at least one model file or folder; see 'mother recover --help'"],
     [['recover', 'm', '--format', 'xml'], "mother: Expected one of json|text|dot|mermaid|newick|html for --format but received 'xml'"],
     [['recover', 'm', '--backend', 'tpu'], "mother: Expected one of auto|cpu|cuda for --backend but received 'tpu'"],
-    [['recover', 'm', '--threads', '0'], "mother: Expected an integer in [1, 4096] for --threads but received '0'"],
-    [['recover', 'm', '--threads', '2x'], "mother: Expected an integer in [1, 4096] for --threads but received '2x'"],
+    [['recover', 'm', '--threads', '0'], "mother: Expected an integer in [1, 256] for --threads but received '0'"],
+    [['recover', 'm', '--threads', '2x'], "mother: Expected an integer in [1, 256] for --threads but received '2x'"],
+    // 1,000 threads ran with 256 (the native runner's cap) without a word: the same limit everywhere
+    [['recover', 'm', '--threads', '1000'], "mother: Expected an integer in [1, 256] for --threads but received '1000'"],
+    [['inspect', 'm', '--threads', '257'], "mother: Expected an integer in [1, 256] for --threads but received '257'"],
+    [['demo', '--threads', '4096'], "mother: Expected an integer in [1, 256] for --threads but received '4096'"],
+    // options without effect are errors, not silence
+    [['recover', 'm', '--lambda', '0.5'], "mother: --lambda has an effect only with --method paper (method is mother); see 'mother recover --help'"],
+    [['recover', 'm', '--lambda', '0.5', '--method', 'mother'], "mother: --lambda has an effect only with --method paper (method is mother)"],
+    [['eval', '--truth', 'a.json', '--truth', 'b.json', 'r.json'], "mother: option --truth was given twice ('a.json' and 'b.json'); give it once; see 'mother eval --help'"],
+    [['recover', 'm', '--format', 'json', '--format=dot'], "mother: option --format was given twice ('json' and 'dot'); give it once"],
+    [['recover', 'm', '-o', 'a.json', '--out', 'b.json'], "mother: option --out was given twice ('a.json' and 'b.json')"],
+    [['recover', 'm', '--bootstrap', '-1'], "mother: option '--bootstrap' argument is ambiguous"],
+    [['recover', 'm', '--bootstrap', '2.5'], "mother: Expected an integer in [0, 100000] for --bootstrap but received '2.5'"],
+    [['recover', 'm', '--seed', 'x'], "mother: Expected an integer >= -9007199254740991 for --seed but received 'x'"],
+    // the --out extension names the format: an unknown one or a contradicting --format is a usage error
+    [['recover', 'm', '--out', 'tree.svg'], "mother: --out tree.svg: unknown report extension '.svg' (known: .json .txt .dot .gv .mmd .mermaid .nwk .newick"],
+    [['recover', 'm', '--out', 'r.txt', '--format', 'json'], "mother: --format json contradicts the extension of --out r.txt (.txt is text)"],
     [['recover', 'm', '--device=-1'], "mother: Expected an integer >= 0 for --device but received '-1'"],
     [['recover', 'm', '--device', '-1'], "mother: option '--device' argument is ambiguous (for a value starting with '-' write --device=-...); see 'mother recover --help'"],
     [['recover', 'm', '--lambda', 'abc'], "mother: Expected a number >= 0 for --lambda but received 'abc'"],
@@ -139,22 +156,37 @@ describe('recover command', () => {
     const code = await recoverCommand(
       ['zoo', '/abs/m.safetensors', '--backend', 'cpu', '--device', '1', '--threads', '3', '--method', 'paper', '--distance', 'lora',
        '--lambda', '0.3', '--include', '*.weight', '--include', 'attn*', '--exclude', 'head*', '--square-only', '--families', '2',
-       '--min-elements', '16', '--quiet'],
+       '--min-elements', '16', '--bootstrap', '20', '--seed=-7', '--strict', '--quiet'],
       ctx, f);
     expect(code).toBe(0);
     expect(f.calls).toHaveLength(1);
     expect(f.calls[0]!.inputs).toEqual(['/data/zoo', '/abs/m.safetensors']);
     expect(f.calls[0]!.options).toEqual({
-      backend: 'cpu', device: 1, threads: 3, method: 'paper', distance: 'lora', lambda: 0.3,
-      include: ['*.weight', 'attn*'], exclude: ['head*'], squareOnly: true, families: 2, minElements: 16, signal: ac.signal,
+      backend: 'cpu', device: 1, threads: 3, method: 'paper', distance: 'lora', evidence: 'rank', lambda: 0.3,
+      include: ['*.weight', 'attn*'], exclude: ['head*'], squareOnly: true, families: 2, minElements: 16,
+      bootstrap: 20, seed: -7, strict: true, signal: ac.signal,
     });
+    // the largest thread count both the CLI and recover() accept
+    const g = fake();
+    await recoverCommand(['m', '--threads', '256', '--bootstrap', '0', '-q'], context().ctx, g);
+    expect(g.calls[0]!.options).toMatchObject({ threads: 256, bootstrap: 0 });
+    expect(g.calls[0]!.options.strict).toBeUndefined();
   });
 
   it('chooses text on a TTY, json on a pipe, --format always wins, --out by extension', () => {
     expect(chooseFormat({ format: undefined, out: undefined }, true)).toBe('text');
     expect(chooseFormat({ format: undefined, out: undefined }, false)).toBe('json');
     expect(chooseFormat({ format: 'dot', out: undefined }, true)).toBe('dot');
-    expect(chooseFormat({ format: 'newick', out: 'x.json' }, false)).toBe('newick');
+    expect(() => chooseFormat({ format: 'newick', out: 'x.json' }, false)).toThrow(/--format newick contradicts the extension of --out x.json \(.json is json\)/);
+    expect(chooseFormat({ format: 'json', out: 'x.JSON' }, false)).toBe('json');
+    expect(() => chooseFormat({ format: undefined, out: 'x.svg' }, false)).toThrow(/unknown report extension '.svg'/);
+    expect(() => chooseFormat({ format: 'dot', out: 'x.svg' }, false)).toThrow(/unknown report extension '.svg'/);
+    // no extension (a device, a FIFO, a plain name): --format decides, else json
+    expect(chooseFormat({ format: 'dot', out: '/dev/stdout' }, true)).toBe('dot');
+    expect(chooseFormat({ format: undefined, out: '/dev/null' }, true)).toBe('json');
+    // '-' is stdout: the terminal rule applies
+    expect(chooseFormat({ format: undefined, out: '-' }, true)).toBe('text');
+    expect(chooseFormat({ format: undefined, out: '-' }, false)).toBe('json');
     expect(chooseFormat({ format: undefined, out: 'x.MMD' }, true)).toBe('mermaid');
     expect(chooseFormat({ format: undefined, out: 'x.gv' }, true)).toBe('dot');
     expect(chooseFormat({ format: undefined, out: 'x.nwk' }, true)).toBe('newick');
@@ -199,11 +231,14 @@ describe('recover command', () => {
     expect(JSON.parse(await readFile(join(dir, 'rel.json'), 'utf8')).families).toHaveLength(2);
   });
 
-  it('--out into a missing directory is an internal-free, clear failure and leaves nothing', async () => {
+  it('--out into a missing folder: exit 2 at once, before any work, naming the folder', async () => {
     const { ctx, stderr } = context();
-    const code = await runCliWith(['recover', 'm', '--out', join(dir, 'no', 'such', 'x.json')], ctx, fake());
-    expect(code).not.toBe(0);
-    expect(stderr.text).toMatch(/^mother: .*ENOENT/);
+    const f = fake();
+    const code = await runCliWith(['recover', 'm', '--out', join(dir, 'no', 'such', 'x.json')], ctx, f);
+    expect(code).toBe(2);
+    expect(f.calls).toHaveLength(0); // checked up front, not after the whole computation
+    expect(stderr.text).toBe(`mother: cannot write the report to ${join(dir, 'no', 'such', 'x.json')}: the folder ${join(dir, 'no', 'such')} does not exist [E_INPUT_OUTPUT]\n`);
+    expect(stderr.text).not.toMatch(/internal|\.tmp/);
   });
 
   it('draws a throttled progress bar on a TTY stderr only', async () => {
@@ -296,6 +331,16 @@ describe('progress bar', () => {
     bar.update({ stage: 'statistics', done: 0, total: 96 });
     expect(bar.render({ stage: 'statistics', done: 48, total: 96 }, 4000)).toBe('statistics [############............]  48/96  50%  12.0/s  ETA 4s');
     expect(bar.render({ stage: 'statistics', done: 96, total: 96 }, 4000)).toBe('statistics [########################]  96/96  100%  24.0/s');
+    // the statistics stage counts tensor elements: millions, shown as such, with a rate and an ETA
+    bar.update({ stage: 'headers', done: 0, total: 1 });
+    bar.update({ stage: 'statistics', done: 0, total: 12_735_872 });
+    expect(bar.render({ stage: 'statistics', done: 2_097_140, total: 12_735_872 }, 2000)).toBe(
+      'statistics [####....................]  2.10M/12.7M  16%  1.05M/s  ETA 10s');
+    expect(formatCount(9999)).toBe('9999');
+    expect(formatCount(10_000)).toBe('10.0k');
+    expect(formatCount(999_499)).toBe('999k');
+    expect(formatCount(999_500)).toBe('1.00M');
+    expect(formatCount(3.2e9)).toBe('3.20G');
     expect(formatDuration(75)).toBe('1m15s');
     expect(formatDuration(7260)).toBe('2h01m');
     expect(formatDuration(Infinity)).toBe('?');

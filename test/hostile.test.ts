@@ -205,14 +205,23 @@ describe('hostile safetensors files (openModel)', () => {
     expect(r.diagnostics.tensorsUsed).toBe(3);
   });
 
-  it('a broken file among good ones fails recover() and the CLI with its name', async () => {
+  it('a broken file among good ones is skipped and named; strict fails recover() and the CLI with its name', async () => {
     const d = join(dir, 'one-bad');
     await mkdir(d);
     for (let k = 0; k < 3; k++) await writeSafetensors(join(d, `m${k}.safetensors`), [f32('w', [8, 8], k)]);
     const bad = join(d, 'm3.safetensors');
     await writeRawSafetensors(bad, `{"w":${entry('F32', [8, 8], [0, 256])}}`, { data: 100 });
-    await expectError(recover([d], { backend: 'cpu' }), SafetensorsError, 'E_HEADER_OFFSETS', { file: bad, tensor: 'w' });
-    const { code, stderr, stdout } = await cli(['recover', d]);
+    const r = await recover([d], { backend: 'cpu' });
+    expect(r.models.map((m) => m.id)).toEqual(['m0', 'm1', 'm2']);
+    expect(r.diagnostics.skippedModels).toEqual([{ path: bad, code: 'E_HEADER_OFFSETS', message: expect.stringContaining(`invalid safetensors file ${bad} (tensor "w")`) }]);
+    await expectError(recover([d], { backend: 'cpu', strict: true }), SafetensorsError, 'E_HEADER_OFFSETS', { file: bad, tensor: 'w' });
+    // the CLI: a partial result is exit 3, the report on stdout, the skipped model named on stderr
+    const partial = await cli(['recover', d]);
+    expect(partial.code).toBe(3);
+    expect(JSON.parse(partial.stdout).models).toHaveLength(3);
+    expect(JSON.parse(partial.stdout).diagnostics.skippedModels[0].path).toBe(bad);
+    expect(partial.stderr).toMatch(new RegExp(`^mother: warning: skipped model ${bad.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: .*\\[E_HEADER_OFFSETS\\]\n$`));
+    const { code, stderr, stdout } = await cli(['recover', d, '--strict']);
     expect(code).toBe(2);
     expect(stdout).toBe('');
     expect(stderr.split('\n')).toHaveLength(2); // one line + the final newline
@@ -477,13 +486,21 @@ describe('files changing while being read', () => {
     const size = statSync(victim).size;
     const e = await expectError(
       recover([d], {
-        backend: 'cpu', bootstrap: 0,
+        backend: 'cpu', bootstrap: 0, strict: true,
         onProgress: (ev) => { if (ev.stage === 'headers' && ev.done === ev.total) spawnSync('truncate', ['-s', String(size - 100), victim]); },
       }),
       ModelIOError, 'E_IO_TRUNCATED', { file: victim },
     );
     expect(e.tensor).toMatch(/^t\d$/);
     expect(e.message).toContain(e.tensor!);
+    // without strict: the model is left out, named with the same error, and the others recovered
+    await writeTree('trunc', [null, 0, 0], 3);
+    const r = await recover([d], {
+      backend: 'cpu', bootstrap: 0,
+      onProgress: (ev) => { if (ev.stage === 'headers' && ev.done === ev.total) spawnSync('truncate', ['-s', String(size - 100), victim]); },
+    });
+    expect(r.models.map((m) => m.id)).toEqual(['m0', 'm2']);
+    expect(r.diagnostics.skippedModels).toEqual([{ path: victim, code: 'E_IO_TRUNCATED', message: expect.stringContaining(victim) }]);
   });
 
   it('replaced by rename after the headers were read: the new file is checked, never trusted', async () => {
@@ -492,7 +509,7 @@ describe('files changing while being read', () => {
     const other = join(dir, 'replacement.safetensors');
     await writeSafetensors(other, [f32('t0', [4], 1)]);
     const e = await recover([d], {
-      backend: 'cpu', bootstrap: 0,
+      backend: 'cpu', bootstrap: 0, strict: true,
       onProgress: (ev) => { if (ev.stage === 'headers' && ev.done === ev.total) spawnSync('mv', [other, victim]); },
     }).then(() => null, (x: unknown) => x as MotherError);
     expect(e).toBeInstanceOf(ModelIOError);

@@ -1,5 +1,6 @@
 // CPU kernels against float64 JS references, for every ISA this CPU runs and every dtype.
 import { describe, expect, it } from 'vitest';
+import { zooMissing, zooPath } from './helpers/zoo.js';
 import { readFileSync } from 'node:fs';
 import type { ComputeDType } from '../src/native.js';
 import {
@@ -156,7 +157,7 @@ describe('moments', () => {
     for (const isa of ISAS) expectMoments(kernels.moments(half.bytes, 'F16', isa), half.decoded, 1e-10);
   });
 
-  it('matches scipy.stats.kurtosis on zoo tensors', () => {
+  it('matches scipy.stats.kurtosis on zoo tensors', (ctx) => {
     // Expected values: python3, numpy 2.4.6 + scipy 1.17.1, on the F32 tensor widened to float64:
     //   scipy.stats.kurtosis(x) (fisher=True, bias=True), x = np.frombuffer(..., '<f4').astype(np.float64)
     const expected: Record<string, number> = {
@@ -164,9 +165,9 @@ describe('moments', () => {
       'encoder.layer.3.output.dense.weight': 1.6929460758774537,
       'embeddings.patch_embeddings.projection.weight': -0.5287753763750067,
     };
-    const path = '/work/shared/zoo/ft/t0/model.safetensors';
-    let file: Buffer;
-    try { file = readFileSync(path); } catch { return; }  // zoo not present on this machine
+    const missing = zooMissing('ft', 't0', 'model.safetensors');
+    if (missing) return ctx.skip(missing);
+    const file = readFileSync(zooPath('ft', 't0', 'model.safetensors'));
     const hlen = Number(file.readBigUInt64LE(0));
     const header = JSON.parse(file.subarray(8, 8 + hlen).toString('utf8'));
     for (const [name, want] of Object.entries(expected)) {

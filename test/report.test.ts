@@ -23,14 +23,15 @@ function sample(): RecoverResult {
       { id: 'solo', path: '/z/solo/model.safetensors', parent: null, confidence: 1, family: 2, kurtosis: 0 },
     ],
     families: [
-      { index: 0, root: 'base.v1', members: ['base.v1', 'ft a', 'ft "b" (x)', "g's_1"], distance: 'ft', direction: 'kurtosis-falls', architecture: 'a1' },
-      { index: 1, root: 'r2', members: ['r2', 'r2-c'], distance: 'lora', direction: 'mixed', architecture: 'a2' },
-      { index: 2, root: 'solo', members: ['solo'], distance: 'ft', direction: 'kurtosis-rises', architecture: 'a3' },
+      { index: 0, root: 'base.v1', size: 4, members: ['base.v1', 'ft a', 'ft "b" (x)', "g's_1"], distance: 'ft', evidence: 'l2', direction: 'kurtosis-falls', architecture: 'a1' },
+      { index: 1, root: 'r2', size: 2, members: ['r2', 'r2-c'], distance: 'lora', evidence: 'rank', direction: 'mixed', architecture: 'a2' },
+      { index: 2, root: 'solo', size: 1, members: ['solo'], distance: 'ft', evidence: 'l2', direction: 'kurtosis-rises', architecture: 'a3' },
     ],
     diagnostics: {
       backend: 'cpu', device: 'avx2', threads: 2, tensorsUsed: 48,
       tensorsSkipped: [{ name: 'classifier.weight', reason: 'shape differs', models: ['solo'] }],
       bytesRead: 1234567, seconds: { total: 1.23456, headers: 0.01, statistics: 1.2, graph: 0.02456 }, warnings: ['one warning'],
+      skippedModels: [], backendFallback: null,
     },
   };
 }
@@ -67,7 +68,7 @@ describe('json report', () => {
     expect(obj.models[2].id).toBe('ft "b" (x)');
     expect(obj.models[3].kurtosis).toBe(1);
     expect(obj.models[4].kurtosis).toBeNull();
-    expect(obj.families[2]).toEqual({ index: 2, root: 'solo', size: 1, members: ['solo'], distance: 'ft', direction: 'kurtosis-rises', architecture: 'a3' });
+    expect(obj.families[2]).toEqual({ index: 2, root: 'solo', size: 1, members: ['solo'], distance: 'ft', evidence: 'l2', direction: 'kurtosis-rises', architecture: 'a3' });
     expect(obj.diagnostics.seconds).toEqual({ total: 1.235, headers: 0.01, statistics: 1.2, graph: 0.025 });
     expect(obj.diagnostics.tensorsSkipped).toEqual([{ name: 'classifier.weight', reason: 'shape differs', models: ['solo'] }]);
     // 2-space indent

@@ -117,7 +117,7 @@ Header parse_header(const uint8_t* bytes, size_t available, uint64_t file_size, 
   h.header_length = read_le64(bytes);
   if (h.header_length > kMaxHeaderLength)
     fail("E_HEADER_TOO_LARGE", path,
-         "header length " + std::to_string(h.header_length) + " exceeds the 100 MiB limit (not a safetensors file?)");
+         "header length " + std::to_string(h.header_length) + " exceeds the limit of 100000000 bytes (not a safetensors file?)");
   h.data_offset = 8 + h.header_length;
   if (h.data_offset > file_size)
     fail("E_HEADER_PAST_EOF", path,
@@ -157,22 +157,40 @@ Header parse_header(const uint8_t* bytes, size_t available, uint64_t file_size, 
     h.tensors.push_back(parse_entry(name, v, data_size, path));
   }
 
-  // Overlap check in offset order; zero-size tensors may sit at any boundary but not inside another.
+  // The reference implementation's layout rule (safetensors Metadata::validate + read_metadata):
+  // in (begin, end) order the tensors tile the data area exactly: the first starts at 0, each one
+  // starts where the previous ends, and the last ends at the end of the file. Overlaps, holes and
+  // trailing bytes are all refused, so no byte of the file is outside the header or a tensor (a
+  // polyglot file cannot hide a second payload there). Zero-size tensors sit at any boundary.
   std::vector<const TensorEntry*> order;
   order.reserve(h.tensors.size());
   for (const auto& t : h.tensors) order.push_back(&t);
-  std::sort(order.begin(), order.end(), [](const TensorEntry* a, const TensorEntry* b) {
+  std::stable_sort(order.begin(), order.end(), [](const TensorEntry* a, const TensorEntry* b) {
     return a->begin != b->begin ? a->begin < b->begin : a->end < b->end;
   });
+  uint64_t covered = 0;
   const TensorEntry* prev = nullptr;
   for (const TensorEntry* t : order) {
-    if (prev && t->begin < prev->end)
+    if (t->begin < covered)
       fail("E_HEADER_OFFSETS", path,
            "bytes [" + std::to_string(t->begin) + ", " + std::to_string(t->end) + ") overlap tensor \"" + prev->name +
                "\" [" + std::to_string(prev->begin) + ", " + std::to_string(prev->end) + ")",
            t->name);
-    if (!prev || t->end >= prev->end) prev = t;
+    if (t->begin > covered)
+      fail("E_HEADER_OFFSETS", path,
+           "data bytes [" + std::to_string(covered) + ", " + std::to_string(t->begin) + ") " +
+               (prev ? "between tensor \"" + prev->name + "\" and this one" : std::string("before this tensor")) +
+               " belong to no tensor (holes are not allowed)",
+           t->name);
+    covered = t->end;
+    prev = t;
   }
+  if (covered != data_size)
+    fail("E_HEADER_TRAILING", path,
+         std::to_string(data_size - covered) + " byte(s) after the " +
+             (prev ? "last tensor (\"" + prev->name + "\", ending at data offset " + std::to_string(covered) + ")"
+                   : std::string("header (it lists no tensor)")) +
+             " belong to no tensor (trailing bytes are not allowed)");
   return h;
 }
 

@@ -2,16 +2,19 @@
 // parse_header directly). Every failure is a mother::Error with a stable code naming the file and,
 // where relevant, the tensor:
 //   E_HEADER_EMPTY      0-byte file               E_HEADER_SHORT      fewer than 8 bytes
-//   E_HEADER_TOO_LARGE  header length > 100 MiB   E_HEADER_PAST_EOF   8 + N > file size
+//   E_HEADER_TOO_LARGE  header length > 10^8 B    E_HEADER_PAST_EOF   8 + N > file size
 //   E_HEADER_JSON       not JSON / not UTF-8      E_HEADER_NOT_OBJECT top level not an object
 //   E_HEADER_FIELD      missing/ill-typed dtype, shape, data_offsets, __metadata__ (or its values)
 //   E_HEADER_DTYPE      unknown dtype string      E_HEADER_SHAPE      non-integer/negative/overflow
-//   E_HEADER_OFFSETS    begin > end, past the data area, overlapping
+//   E_HEADER_OFFSETS    begin > end, past the data area, overlapping, or a hole between tensors
+//   E_HEADER_TRAILING   bytes after the last tensor (or data bytes in a file with no tensor)
 //   E_HEADER_SIZE       end - begin != numel x dtype size
 //   E_HEADER_DUPLICATE  a tensor name appears twice (duplicate JSON keys are detected)
-// Lenient (as the reference implementation is not): holes between tensors and trailing bytes after
-// the last one. Tensors may appear in any order in the JSON; overlap is checked in offset order.
-// Unknown keys inside a tensor entry are ignored (forward compatibility).
+// Acceptance follows the reference implementation (the Rust safetensors crate): sorted by
+// (begin, end), tensors must tile the data area exactly, from 0 to the end of the file. Tensors
+// may appear in any order in the JSON. Unknown keys inside a tensor entry are ignored, as serde
+// does. Stricter than the reference in one respect only: a duplicate key is an error (serde keeps
+// the last one silently).
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -22,7 +25,7 @@
 
 namespace mother::io {
 
-constexpr uint64_t kMaxHeaderLength = 100ull << 20;  // 100 MiB, as the reference implementation
+constexpr uint64_t kMaxHeaderLength = 100000000;  // 10^8 bytes: the reference's MAX_HEADER_SIZE
 
 struct TensorEntry {
   std::string name;

@@ -17,7 +17,11 @@ export class UsageError extends Error {
 
 export type OptionSpec = NonNullable<ParseArgsConfig['options']>;
 
-/** Strict parse: unknown flags, missing values and stray positionals become UsageErrors. */
+/**
+ * Strict parse: unknown flags, missing values and stray positionals become UsageErrors, and so
+ * does a value option given twice (`--truth a --truth b`): only one value could take effect, and
+ * an option without effect is an error, not silence. Options declared `multiple` may repeat.
+ */
 export function parseCommand(
   command: string,
   argv: string[],
@@ -25,14 +29,25 @@ export function parseCommand(
   allowPositionals: boolean,
 ): { values: Record<string, string | boolean | string[] | boolean[] | undefined>; positionals: string[] } {
   const hint = `see 'mother ${command} --help'`;
+  let parsed;
   try {
-    const { values, positionals } = parseArgs({ args: argv, options, allowPositionals, strict: true });
-    return { values: values as Record<string, string | boolean | string[] | boolean[] | undefined>, positionals };
+    parsed = parseArgs({ args: argv, options, allowPositionals, strict: true, tokens: true });
   } catch (err) {
     const e = err as { code?: string; message?: string };
     if (typeof e.code === 'string' && e.code.startsWith('ERR_PARSE_ARGS')) throw new UsageError(cleanParseArgsMessage(e), hint);
     throw err;
   }
+  const seen = new Map<string, string>();
+  for (const t of parsed.tokens) {
+    if (t.kind !== 'option') continue;
+    const spec = options[t.name];
+    if (!spec || spec.type !== 'string' || spec.multiple) continue;
+    const first = seen.get(t.name);
+    if (first !== undefined)
+      throw new UsageError(`option --${t.name} was given twice ('${first}' and '${t.value ?? ''}'); give it once`, hint);
+    seen.set(t.name, t.value ?? '');
+  }
+  return { values: parsed.values as Record<string, string | boolean | string[] | boolean[] | undefined>, positionals: parsed.positionals };
 }
 
 /** parseArgs messages are multi-line and mention its own API; keep the first sentence. */

@@ -4,13 +4,21 @@
  *   1  any other failure: a coded error of the environment (e.g. E_NATIVE_LOAD: addon not built)
  *      or an internal error (a bug); the stack only when MOTHER_DEBUG=1
  *   2  bad input: usage errors and MotherErrors whose code says the input is at fault
+ *   3  partial result: the report was written, but some models could not be read and were left
+ *      out (diagnostics.skippedModels; each named in a warning on stderr). --strict makes that a 2.
  * 130  cancelled (Ctrl-C), as shells report SIGINT
  */
 
 export const EXIT_OK = 0;
 export const EXIT_INTERNAL = 1;
 export const EXIT_BAD_INPUT = 2;
+export const EXIT_PARTIAL = 3;
 export const EXIT_CANCELLED = 130;
+
+/** The exit codes as the help texts and README list them. */
+export const EXIT_CODES_HELP =
+  'Exit codes: 0 ok, 1 internal error, 2 bad input or usage, 3 partial result (some models could not\n' +
+  'be read and were left out; see the warnings), 130 cancelled.';
 
 /** MotherError code prefixes that blame the input, not the program. */
 const BAD_INPUT_PREFIXES = ['E_USAGE', 'E_INPUT_', 'E_HEADER_', 'E_IO_', 'E_SHARD_', 'E_DTYPE_', 'E_GRAPH_INPUT', 'E_BACKEND_UNAVAILABLE'];

@@ -13,7 +13,7 @@ import { evalCommand } from './commands/eval.js';
 import { inspectCommand } from './commands/inspect.js';
 import { recoverCommand } from './commands/recover.js';
 import { reportCommand } from './commands/report.js';
-import { describeError, EXIT_BAD_INPUT, EXIT_CANCELLED, exitCodeFor } from './exit.js';
+import { describeError, EXIT_BAD_INPUT, EXIT_CANCELLED, EXIT_CODES_HELP, exitCodeFor } from './exit.js';
 
 export const MAIN_HELP = `Usage: mother <command> [options]
 
@@ -31,6 +31,7 @@ Options
   --version, -v    print the version
 
 Environment: NO_COLOR disables colour; MOTHER_DEBUG=1 prints stack traces of internal errors.
+${EXIT_CODES_HELP}
 `;
 
 type Command = (argv: string[], ctx: CliContext) => Promise<number>;

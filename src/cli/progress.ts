@@ -1,5 +1,6 @@
 /**
- * Progress bar on stderr: `statistics [#####.....]  48/96  50%  12.0/s  ETA 4s`.
+ * Progress bar on stderr: `statistics [#####.....]  6.37M/12.7M  50%  2.12M/s  ETA 3s`: counts
+ * and rate in k/M/G above 10,000, rate and ETA once the stage has run half a second.
  * Only on a TTY and without --quiet (the caller decides); redraws at most every `intervalMs`
  * and always on a stage change or completion, so a flood of events costs nothing.
  */
@@ -20,8 +21,24 @@ export function formatDuration(seconds: number): string {
   return `${Math.floor(s / 3600)}h${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
 }
 
+/**
+ * A count for a person: as is below 10,000, else three significant digits and k, M, G, T
+ * (the statistics stage counts tensor elements: 2.10M/12.7M, not 2097140/12735872).
+ */
+export function formatCount(n: number): string {
+  if (!Number.isFinite(n)) return '?';
+  const a = Math.abs(n);
+  if (a < 10_000) return String(Math.round(n));
+  const units = ['k', 'M', 'G', 'T', 'P'];
+  let x = n / 1000, u = 0;
+  while (Math.abs(x) >= 999.5 && u < units.length - 1) { x /= 1000; u++; }
+  const digits = Math.abs(x) >= 99.95 ? 0 : Math.abs(x) >= 9.995 ? 1 : 2;
+  return `${x.toFixed(digits)}${units[u]}`;
+}
+
 function formatRate(perSecond: number): string {
   if (!Number.isFinite(perSecond)) return '';
+  if (perSecond >= 10_000) return `${formatCount(perSecond)}/s`;
   return perSecond >= 100 ? `${Math.round(perSecond)}/s` : `${perSecond.toFixed(1)}/s`;
 }
 
@@ -69,7 +86,7 @@ export class ProgressBar {
     const bar = '#'.repeat(filled) + '.'.repeat(this.width - filled);
     const elapsed = (t - this.stageStart) / 1000;
     const rate = elapsed > 0 ? done / elapsed : NaN;
-    const parts = [`${ev.stage.padEnd(10)} [${bar}]`, `${done}/${total}`, `${Math.floor(frac * 100)}%`];
+    const parts = [`${ev.stage.padEnd(10)} [${bar}]`, `${formatCount(done)}/${formatCount(total)}`, `${Math.floor(frac * 100)}%`];
     if (elapsed >= 0.5 && done > 0) {
       parts.push(formatRate(rate));
       if (done < total) parts.push(`ETA ${formatDuration((total - done) / rate)}`);

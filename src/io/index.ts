@@ -1,6 +1,6 @@
 /** Reading weights: models on disk, discovery of inputs, and the tensor catalogue. */
 export { openModel, readHeader, idFromFile, type Model, type TensorInfo } from './model.js';
-export { discoverModels, openModels, type ModelRef } from './discover.js';
+export { describeFolder, discoverModels, isModelReadError, openModels, type DiscoverOptions, type ModelRef } from './discover.js';
 export {
   buildCatalogue,
   catalogueGroup,

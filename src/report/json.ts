@@ -63,6 +63,8 @@ function diagnosticsRow(d: Diagnostics): Record<string, unknown> {
       graph: round(d.seconds.graph, 3),
     },
     warnings: [...d.warnings],
+    skippedModels: d.skippedModels.map((m) => ({ path: m.path, code: m.code, message: m.message })),
+    backendFallback: d.backendFallback,
   };
 }
 

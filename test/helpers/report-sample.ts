@@ -10,12 +10,12 @@ export function sampleResult(): RecoverResult {
       { id: 'solo', path: '/nowhere/solo', parent: null, confidence: 1, family: 1, kurtosis: 1 },
     ],
     families: [
-      { index: 0, root: 'root.a', members: ['root.a', 'kid b', '</script><b>x'], distance: 'ft', direction: 'kurtosis-falls', architecture: 'x' },
-      { index: 1, root: 'solo', members: ['solo'], distance: 'lora', direction: 'mixed', architecture: 'y' },
+      { index: 0, root: 'root.a', size: 3, members: ['root.a', 'kid b', '</script><b>x'], distance: 'ft', evidence: 'spectrum', direction: 'kurtosis-falls', architecture: 'x' },
+      { index: 1, root: 'solo', size: 1, members: ['solo'], distance: 'lora', evidence: 'rank', direction: 'mixed', architecture: 'y' },
     ],
     diagnostics: {
       backend: 'cpu', device: 'avx2', threads: 2, tensorsUsed: 10, tensorsSkipped: [], bytesRead: 100,
-      seconds: { total: 0.5, headers: 0.1, statistics: 0.3, graph: 0.1 }, warnings: ['kid b: something odd'],
+      seconds: { total: 0.5, headers: 0.1, statistics: 0.3, graph: 0.1 }, warnings: ['kid b: something odd'], skippedModels: [], backendFallback: null,
     },
   };
 }

@@ -165,9 +165,9 @@ export interface BuildOptions {
   metadata?: Record<string, string>;
   /** Pad the JSON with spaces so the data area starts at a multiple of this (spec allows it). Default 8. */
   align?: number;
-  /** Bytes between consecutive tensors (a hole; readers should be lenient). Default 0. */
+  /** Bytes between consecutive tensors: a hole, which the reader refuses (E_HEADER_OFFSETS). Default 0. */
   gap?: number;
-  /** Extra bytes after the last tensor. */
+  /** Extra bytes after the last tensor, which the reader refuses (E_HEADER_TRAILING). */
   trailing?: number;
 }
 

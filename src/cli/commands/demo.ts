@@ -10,6 +10,7 @@ import { recover as realRecover } from '../../recover.js';
 import { evaluate, formatEvaluationText, parentRows } from '../../report/evaluation.js';
 import { formatText } from '../../report/text.js';
 import type { Backend, RecoverOptions, RecoverResult } from '../../types.js';
+import { MAX_THREADS } from '../../util/limits.js';
 import { integer, oneOf, parseCommand, type OptionSpec } from '../args.js';
 import { useColor, type CliContext } from '../context.js';
 import { ProgressBar } from '../progress.js';
@@ -21,9 +22,9 @@ Recover the example zoo that ships with mother-tree (examples/zoo/<split>/) and 
 recovered forest with its truth.json.
 
   --backend B    auto|cpu|cuda (default auto)
-  --threads N    CPU worker threads (default: all cores)
+  --threads N    CPU worker threads, 1 to ${MAX_THREADS} (default: all cores)
   --ascii        ASCII branches instead of box-drawing characters
-  --quiet, -q    no progress bar
+  --quiet, -q    no progress bar and no warnings on stderr
 `;
 
 const OPTIONS: OptionSpec = {
@@ -50,7 +51,7 @@ export async function demoCommand(argv: string[], ctx: CliContext, deps: DemoDep
   }
   const options: RecoverOptions = { signal: ctx.signal };
   if (v.backend !== undefined) options.backend = oneOf<Backend>('--backend', v.backend, ['auto', 'cpu', 'cuda']);
-  if (v.threads !== undefined) options.threads = integer('--threads', v.threads, 1, 4096);
+  if (v.threads !== undefined) options.threads = integer('--threads', v.threads, 1, MAX_THREADS);
   const zoo = deps.zoo ?? DEFAULT_ZOO;
   const splits = existsSync(zoo)
     ? (await readdir(zoo, { withFileTypes: true }))
@@ -77,7 +78,9 @@ export async function demoCommand(argv: string[], ctx: CliContext, deps: DemoDep
     const e = evaluate(truth, result.models, { truth: `${split}/truth.json`, result: 'the recovered forest' });
     if (i > 0) ctx.stdout.write('\n');
     ctx.stdout.write(`== ${split}: ${result.models.length} models ==\n\n`);
-    ctx.stdout.write(formatText(result, { ascii: v.ascii === true, color }));
+    // Warnings go to stderr, not into the report.
+    ctx.stdout.write(formatText({ ...result, diagnostics: { ...result.diagnostics, warnings: [] } }, { ascii: v.ascii === true, color }));
+    if (v.quiet !== true) for (const w of result.diagnostics.warnings) ctx.stderr.write(`mother: warning: ${split}: ${w}\n`);
     ctx.stdout.write('\n' + formatEvaluationText(e));
   }
   return 0;

@@ -74,6 +74,8 @@ export function resultFromJson(json: unknown, file: string): RecoverResult {
     tensorsSkipped: Array.isArray(d.tensorsSkipped) ? d.tensorsSkipped : [], bytesRead: d.bytesRead ?? 0,
     seconds: { total: NaN, headers: NaN, statistics: NaN, graph: NaN, ...(d.seconds ?? {}) },
     warnings: Array.isArray(d.warnings) ? d.warnings : [],
+    skippedModels: Array.isArray(d.skippedModels) ? d.skippedModels : [],
+    backendFallback: typeof d.backendFallback === 'string' ? d.backendFallback : null,
   };
   // Keep fields this version does not know (e.g. skippedModels) for the page to show.
   return { ...(o as object), models, families, diagnostics } as RecoverResult;
