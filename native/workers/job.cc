@@ -1,5 +1,6 @@
 #include "workers/job.h"
 
+#include <algorithm>
 #include <cmath>
 #include <map>
 
@@ -81,6 +82,7 @@ StatsJob parse_job(const Napi::Value& value) {
   if (!ss.IsUndefined()) job.spectrum_short = size_t(need_uint(ss, "spectrumShort", 1, 4096));
   Napi::Value sl = o.Get("spectrumLong");
   if (!sl.IsUndefined()) job.spectrum_long = size_t(need_uint(sl, "spectrumLong", 1, 1u << 16));
+  else job.spectrum_long = std::max(job.spectrum_long, job.spectrum_short);  // the default rises with a larger short side
   if (job.spectrum_long < job.spectrum_short)
     bad("E_JOB_RANGE", "spectrumLong", "must be >= spectrumShort (" + std::to_string(job.spectrum_short) + ")");
   Napi::Value th = o.Get("threads");
