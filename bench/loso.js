@@ -1,0 +1,76 @@
+// Leave-one-split-out choice of the spectral tree's two constants (GraphOptions lengthWeight and
+// directionWeight, src/graph/spectrum.ts): for each split, the pair that scores best on the OTHER
+// splits (mean edge accuracy; ties to the smaller constants) and the accuracy it gets on the split
+// left out. Statistics are computed once per split (as recover() does: moments and pairwise sums,
+// rank statistics for adapter-looking families, spectrum statistics for the others); only the
+// graph stage is rerun per grid point.
+//   node bench/loso.js [--dist DIR] [--splits DIR,DIR...] [--json FILE]
+// Splits: every folder with a truth.json whose models carry plain `parent` fields (see
+// bench/accuracy.js findSplits), the typed `wild` split excluded.
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { findSplits, loadLibrary } from './accuracy.js';
+
+const argv = process.argv.slice(2);
+const arg = (name) => { const i = argv.indexOf(name); return i >= 0 ? argv[i + 1] : undefined; };
+
+export const LENGTH_WEIGHTS = [0, 0.01, 0.02, 0.03, 0.05, 0.1];
+export const DIRECTION_WEIGHTS = [0.001, 0.003, 0.01, 0.03, 0.1];
+
+async function splitStats(dist, dir) {
+  const io = await import(pathToFileURL(join(dist, 'io/index.js')).href);
+  const compute = await import(pathToFileURL(join(dist, 'stats/compute.js')).href);
+  const graph = await import(pathToFileURL(join(dist, 'graph/index.js')).href);
+  const truth = JSON.parse(readFileSync(join(dir, 'truth.json'), 'utf8'));
+  const models = await io.openModels(await io.discoverModels([dir]));
+  const groups = io.buildCatalogue(models);
+  if (groups.length !== 1) throw new Error(`${dir}: expected one architecture group, found ${groups.length}`);
+  const group = groups[0];
+  const { stats } = await compute.groupStatistics(group);
+  const fams = graph.clusterFamilies(graph.relatedness(stats), group.models.length);
+  const adapters = fams.filter((f) => compute.looksAdapterTuned(stats, f));
+  if (adapters.length) await compute.addRankStatistics(group, stats, adapters);
+  const others = fams.filter((f) => f.length > 1 && !compute.looksAdapterTuned(stats, f));
+  if (others.length) await compute.addSpectrumStatistics(group, stats, others);
+  // Truth parents as indices of stats.ids (models matched by path).
+  const byPath = new Map(group.models.map((m, k) => [resolve(m.path), k]));
+  const at = (t) => byPath.get(resolve(dir, t.path)) ?? byPath.get(resolve(dir, t.path, '..'));
+  const index = new Map(truth.models.map((t) => [t.id, at(t)]));
+  const parent = new Array(group.models.length).fill(null);
+  for (const t of truth.models) parent[at(t)] = t.parent === null ? null : index.get(t.parent);
+  return { stats, parent, graph };
+}
+
+export async function runLoso({ dist: distArg, splits } = {}) {
+  const { dist } = await loadLibrary(distArg);
+  const list = (splits ?? findSplits()).filter(({ dir }) =>
+    JSON.parse(readFileSync(join(dir, 'truth.json'), 'utf8')).models.every((m) => !('parents' in m)));
+  const acc = {}; // "lw,dw" -> { split: edge accuracy }
+  for (const { label, dir } of list) {
+    const { stats, parent, graph } = await splitStats(dist, dir);
+    for (const lw of LENGTH_WEIGHTS)
+      for (const dw of DIRECTION_WEIGHTS) {
+        const r = graph.recoverGraph(stats, { bootstrap: 0, lengthWeight: lw, directionWeight: dw });
+        ((acc[`${lw},${dw}`] ??= {})[label] = graph.edgeAccuracy(parent, r.parent));
+      }
+  }
+  const keys = Object.keys(acc), labels = list.map((s) => s.label);
+  const total = (k, skip) => labels.filter((l) => l !== skip).reduce((a, l) => a + acc[k][l], 0);
+  const best = (skip) => keys.reduce((x, y) => (total(y, skip) > total(x, skip) + 1e-12 ? y : x));
+  console.log('leave-one-split-out: constants (lengthWeight, directionWeight) chosen on the other splits, accuracy on the one left out');
+  console.log(`  ${'held out'.padEnd(18)} chosen        held-out edge  best on it  in-sample (all splits' choice)`);
+  const all = best(null), rows = [];
+  for (const l of labels) {
+    const k = best(l), top = Math.max(...keys.map((q) => acc[q][l]));
+    rows.push({ split: l, chosen: k, heldOut: acc[k][l], best: top, inSample: acc[all][l] });
+    console.log(`  ${l.padEnd(18)} ${k.padEnd(12)}  ${acc[k][l].toFixed(3)}          ${top.toFixed(3)}       ${acc[all][l].toFixed(3)}`);
+  }
+  console.log(`  chosen on all splits: ${all}`);
+  return { grid: acc, rows, all };
+}
+
+if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  const out = await runLoso({ dist: arg('--dist'), splits: arg('--splits') ? findSplits(arg('--splits')) : undefined });
+  if (arg('--json')) writeFileSync(arg('--json'), JSON.stringify(out, null, 1));
+}
