@@ -109,6 +109,8 @@ export interface StatsResult {
   spectrum?: Float64Array;
   /** T x N spectral entropy of each model's own W when job.spectrum. */
   weightSpectrum?: Float64Array;
+  /** T: spectral entropy of a standard Gaussian matrix of the tensor's block shape (NaN: no block). */
+  spectrumNoise?: Float64Array;
 }
 
 export interface CancelToken {

@@ -59,6 +59,7 @@ class Pipeline {
       out_.rank = std::move(r.rank);
       out_.spectrum = std::move(r.spectrum);
       out_.weight_spectrum = std::move(r.weight_spectrum);
+      out_.spectrum_noise = std::move(r.spectrum_noise);
       bytes_read_ += r.bytes_read;
     }
     files_.clear();

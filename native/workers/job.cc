@@ -176,6 +176,7 @@ Napi::Object build_result(Napi::Env env, const StatsOutput& out, const StatsJob&
   if (job.spectrum) {
     put(env, r, "spectrum", out.spectrum);
     put(env, r, "weightSpectrum", out.weight_spectrum);
+    put(env, r, "spectrumNoise", out.spectrum_noise);
   }
   return r;
 }

@@ -64,6 +64,7 @@ struct StatsOutput {
   std::vector<double> n, nonfinite, mean, m2, kurtosis;
   std::vector<double> sumsq, sumabs, maxabs, dot, rank;
   std::vector<double> spectrum, weight_spectrum;  // T x N x N (NaN on the diagonal), T x N
+  std::vector<double> spectrum_noise;              // T: entropy of a Gaussian block of the same shape
 };
 
 // Builds the JS StatsResult (Float64Arrays; keys absent when not requested).

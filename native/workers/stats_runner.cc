@@ -106,6 +106,28 @@ Block spectrum_block(const jobs::Tensor& t, size_t short_cap, size_t long_cap) {
   b.cols = sample_indices(t.cols, tall ? short_cap : long_cap, seed ^ 0x5bd1e995ull);
   return b;
 }
+// The spectral entropy that structureless differences of this block's shape have: the mean over
+// four seeded standard Gaussian matrices (its spread is ~0.001-0.02 nats from 176 x 64 down to
+// 16 x 16). The graph compares a family's differences with it: only clearly lower entropies are
+// evidence (src/graph/spectrum.ts).
+double noise_entropy(const Block& b, const jobs::Tensor& t) {
+  const size_t R = b.rows.size(), C = b.cols.size();
+  std::vector<float> g(R * C);
+  uint64_t seed = 0x6a09e667f3bcc909ull ^ (t.rows * 0x9e3779b97f4a7c15ull + t.cols);
+  auto next = [&seed] {  // splitmix64 -> (0, 1)
+    uint64_t z = (seed += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return (double((z ^ (z >> 31)) >> 11) + 0.5) * 0x1p-53;
+  };
+  double sum = 0;
+  for (int rep = 0; rep < 4; ++rep) {
+    for (auto& x : g) x = float(std::sqrt(-2 * std::log(next())) * std::cos(6.283185307179586 * next()));
+    sum += cpu::spectral_entropy(g.data(), nullptr, R, C);
+  }
+  return sum / 4;
+}
+
 uint64_t spectrum_bytes(const jobs::Tensor& t, const Block& b) {
   uint64_t bytes = 0;  // whole sampled rows are read
   for (const auto& s : t.sources) bytes += uint64_t(b.rows.size()) * t.cols * dtype_size(s.dtype);
@@ -228,6 +250,7 @@ class Runner {
     if (job_.spectrum) {
       out_.spectrum.assign(T_ * NN, std::numeric_limits<double>::quiet_NaN());
       out_.weight_spectrum.assign(T_ * N_, std::numeric_limits<double>::quiet_NaN());
+      out_.spectrum_noise.assign(T_, std::numeric_limits<double>::quiet_NaN());
     }
   }
 
@@ -569,9 +592,11 @@ class Runner {
         for (size_t i = 0; i < N_; ++i) out_.rank[t * NN + i * N_ + i] = 0;
     }
     if (job_.spectrum)
-      for (size_t t : spectrum_tensors_)
+      for (size_t t : spectrum_tensors_) {
         for (size_t i = 0; i < N_; ++i)
           for (size_t j = i + 1; j < N_; ++j) out_.spectrum[t * NN + j * N_ + i] = out_.spectrum[t * NN + i * N_ + j];
+        out_.spectrum_noise[t] = noise_entropy(blocks_[t], job_.tensors[t]);
+      }
     if (job_.kurtosis) {
       size_t M = T_ * N_;
       out_.n.resize(M), out_.nonfinite.resize(M), out_.mean.resize(M), out_.m2.resize(M), out_.kurtosis.resize(M);

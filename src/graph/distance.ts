@@ -20,8 +20,10 @@ export function checkStats(stats: TensorStats): { N: number; T: number } {
   };
   for (const k of ['kurtosis', 'mean', 'm2', 'weightSpectrum'] as const) want(k, T * N);
   for (const k of ['sumsq', 'sumabs', 'maxabs', 'dot', 'rank', 'spectrum'] as const) want(k, T * N * N);
-  if ((stats.spectrum === undefined) !== (stats.weightSpectrum === undefined))
-    throw new GraphError('E_GRAPH_INPUT', 'Expected spectrum and weightSpectrum together but received only one of them');
+  if ((stats.spectrum === undefined) !== (stats.weightSpectrum === undefined) || (stats.spectrum === undefined) !== (stats.spectrumNoise === undefined))
+    throw new GraphError('E_GRAPH_INPUT', 'Expected spectrum, weightSpectrum and spectrumNoise together but received only some of them');
+  if (stats.spectrumNoise !== undefined && !(stats.spectrumNoise instanceof Float64Array && stats.spectrumNoise.length === T))
+    throw new GraphError('E_GRAPH_INPUT', `Expected a Float64Array of ${T} values for spectrumNoise`);
   stats.tensors.forEach((t, i) => {
     if (!t || typeof t.name !== 'string' || !(t.rows >= 1) || !(t.cols >= 1) || t.rows * t.cols !== t.numel)
       throw new GraphError('E_GRAPH_INPUT', `Tensor ${i} (${t?.name ?? '?'}): expected rows * cols = numel >= 1`);

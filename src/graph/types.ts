@@ -26,6 +26,8 @@ export interface TensorStats {
   spectrum?: Float64Array;
   /** T*N spectral entropy of each model's own W (2-D tensors), NaN where not computed. */
   weightSpectrum?: Float64Array;
+  /** T: spectral entropy of a standard Gaussian matrix of the tensor's block shape (structureless). */
+  spectrumNoise?: Float64Array;
 }
 
 export interface GraphOptions {

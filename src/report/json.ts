@@ -39,6 +39,7 @@ function familyRow(f: Family): Record<string, unknown> {
     size: f.members.length,
     members: [...f.members],
     distance: f.distance,
+    evidence: f.evidence,
     direction: f.direction,
     architecture: f.architecture,
   };

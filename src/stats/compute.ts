@@ -209,6 +209,7 @@ export async function addSpectrumStatistics(
   const N = stats.ids.length, T = stats.tensors.length;
   const spectrum = stats.spectrum ?? new Float64Array(T * N * N).fill(NaN);
   const own = stats.weightSpectrum ?? new Float64Array(T * N).fill(NaN);
+  const noise = stats.spectrumNoise ?? new Float64Array(T).fill(NaN);
   const { short, long, ...rest } = options;
   const out = await perFamilyPass(group, stats, families, rest,
     { spectrum: true, ...(short ? { spectrumShort: short } : {}), ...(long ? { spectrumLong: long } : {}) },
@@ -216,6 +217,7 @@ export async function addSpectrumStatistics(
     (result, chosen, members) => {
       const n = members.length;
       chosen.forEach((t, c) => {
+        noise[t] = result.spectrumNoise![c]!;
         for (let a = 0; a < n; a++) {
           own[t * N + members[a]!] = result.weightSpectrum![c * n + a]!;
           for (let b = 0; b < n; b++) spectrum[(t * N + members[a]!) * N + members[b]!] = result.spectrum![(c * n + a) * n + b]!;
@@ -224,5 +226,6 @@ export async function addSpectrumStatistics(
     });
   stats.spectrum = spectrum;
   stats.weightSpectrum = own;
+  stats.spectrumNoise = noise;
   return out;
 }
