@@ -36,6 +36,7 @@ export function findSplits(explicit) {
       if (existsSync(join(base, name, 'truth.json'))) out.push({ label: prefix + name, dir: join(base, name) });
   };
   scan(SHARED_ZOO, '');
+  scan(join(root, 'examples', 'zoo'), 'example/');
   if (isDir(EXTRA_ZOOS)) for (const zoo of readdirSync(EXTRA_ZOOS).sort()) scan(join(EXTRA_ZOOS, zoo), `extra/${zoo}/`);
   return out;
 }

@@ -204,7 +204,7 @@ async function pipeline(models: Model[], options: RecoverOptions, headerSeconds:
     // Rank statistics (LoRA distance) where they can matter: every family when distance 'lora' is
     // asked for, else the families whose models look adapter-tuned (see looksAdapterTuned).
     // A single-model group still gets the (empty) rank table: recoverGraph requires it for 'lora'.
-    const fams = group.models.length > 1 ? clusterFamilies(relatedness(gs.stats), group.models.length, options.families) : [];
+    const fams = clusterFamilies(relatedness(gs.stats), group.models.length, options.families);
     if (options.distance === 'lora' || (options.distance !== 'ft' && group.models.length > 1)) {
       const wanted = options.distance === 'lora' ? fams : fams.filter((f) => looksAdapterTuned(gs.stats, f));
       if (wanted.length) {

@@ -162,7 +162,7 @@ describe('recover command', () => {
     expect(f.calls).toHaveLength(1);
     expect(f.calls[0]!.inputs).toEqual(['/data/zoo', '/abs/m.safetensors']);
     expect(f.calls[0]!.options).toEqual({
-      backend: 'cpu', device: 1, threads: 3, method: 'paper', distance: 'lora', evidence: 'rank', lambda: 0.3,
+      backend: 'cpu', device: 1, threads: 3, method: 'paper', distance: 'lora', lambda: 0.3,
       include: ['*.weight', 'attn*'], exclude: ['head*'], squareOnly: true, families: 2, minElements: 16,
       bootstrap: 20, seed: -7, strict: true, signal: ac.signal,
     });

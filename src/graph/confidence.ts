@@ -5,7 +5,7 @@
  * other choice is the runner-up. Families (and each family's distance kind) stay fixed.
  */
 
-/** mulberry32: small, fast, and identical to the Rng in research/prototype.py. */
+/** mulberry32: small, fast and well known (Tommy Ettinger's generator), so replicates are reproducible anywhere. */
 export function mulberry32(seed: number): () => number {
   let a = seed >>> 0;
   return () => {

@@ -1,6 +1,6 @@
 /**
  * Undirected minimum spanning tree of a dense symmetric distance matrix (Prim, O(n^2)).
- * Ties go to the lowest index, as numpy's argmin does in research/prototype.py.
+ * Ties go to the lowest index (as numpy's argmin does), so the tree never depends on float noise in ordering.
  */
 export function minSpanningTree(n: number, D: ArrayLike<number>): [number, number][] {
   const edges: [number, number][] = [];

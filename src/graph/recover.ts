@@ -52,7 +52,8 @@ function buildTree(stats: TensorStats, idx: number[], w: Float64Array, lora: boo
   if (n === 1) return { parent: Int32Array.of(-1), D: new Float64Array(1) };
   if (method === 'mother' && evidence === 'spectrum') {
     const D = spectralDistance(stats, idx, w, lengthWeight);
-    const { parent, total } = spectralTree(n, D, spectrumVotes(stats, idx, w), directionWeight);
+    const cues = [spectrumVotes(stats, idx, w), kurtosisVotes(stats.kurtosis, stats.sumsq, N, stats.tensors, idx, w)];
+    const { parent, total } = spectralTree(n, D, cues, directionWeight);
     return { parent, D, rootTotals: total };
   }
   const { D: dft } = ftDistance(stats, idx, w);

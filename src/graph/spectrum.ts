@@ -12,16 +12,17 @@
  * the length term (beta, chosen leave-one-split-out, docs/method.md) then orders what entropy
  * cannot. Scale-free per tensor, so no tensor dominates by size.
  *
- * Direction: training changes the spectral entropy of the weights themselves monotonically along
- * a lineage, but its sign depends on the architecture and regime (measured: it falls on every ViT
- * edge of the zoo, rises on 31 of 36 LM fine-tuning edges and on every continued pre-training
- * edge). So each family picks the sign that makes its tree most consistent: the vote of an edge
- * is the weighted share of 2-D tensors in which the parent has the higher entropy (as a score in
- * [-1, 1]).
+ * Direction: training changes the spectral entropy of the weights themselves, and their kurtosis,
+ * monotonically along a lineage, but the signs depend on the architecture and regime (measured:
+ * entropy falls on 35 of 36 ViT fine-tuning edges of the zoo and rises on 31 of 36 LM ones and on
+ * every continued pre-training edge; kurtosis falls on every ViT edge, as the paper says, but
+ * rises on 26 of 36 LM edges; the paper's stage flag is this sign, given by hand). So each family
+ * picks the signs that make its tree most consistent: the vote of an edge, per cue, is the
+ * weighted share of 2-D tensors in which the parent has the higher value (a score in [-1, 1]).
  *
- * The tree: the minimum directed spanning tree (Edmonds) of cost(a -> b) = d(a, b) - lambda * sign
- * * vote(a -> b), d the placement distance scaled to [0, 1] over the family's pairs, for both signs;
- * the cheaper tree wins. Placement and direction decide together: an edge that only fits the
+ * The tree: the minimum directed spanning tree (Edmonds) of cost(a -> b) = d(a, b) - lambda *
+ * sum_cues sign * vote(a -> b), d the placement distance scaled to [0, 1] over the family's pairs,
+ * for every choice of signs; the cheapest tree wins. Placement and direction decide together: an edge that only fits the
  * distances but runs against the family's direction can lose to a slightly longer one that agrees.
  */
 import { minDirectedSpanningTree } from './arborescence.js';
@@ -123,38 +124,31 @@ export function spectrumVotes(stats: TensorStats, idx: number[], w: ArrayLike<nu
 }
 
 /**
- * The family's directed tree from placement distance D (n x n) and direction votes (see the file
- * comment). `total` is, per candidate root, the signed vote summed over the chosen tree's edges
+ * The family's directed tree from placement distance D (n x n) and direction cues (votes in
+ * [-1, 1] per ordered pair, see the file comment): the minimum directed spanning tree of
+ * d(a, b) - lambda * sum_c sign_c * vote_c(a -> b) over every choice of the cues' signs; the cheapest
+ * wins. `total` is, per candidate root, the signed votes summed over the chosen tree's edges
  * oriented away from it (for the margin confidences).
  */
-export function spectralTree(n: number, D: Float64Array, votes: Float64Array, directionWeight = DIRECTION_WEIGHT):
-  { parent: Int32Array; total: Float64Array; sign: 1 | -1 } {
+export function spectralTree(n: number, D: Float64Array, cues: Float64Array[], directionWeight = DIRECTION_WEIGHT):
+  { parent: Int32Array; total: Float64Array; signs: number[] } {
   let lo = Infinity, hi = -Infinity;
   for (let a = 0; a < n; a++)
     for (let b = 0; b < n; b++) if (a !== b) { lo = Math.min(lo, D[a * n + b]); hi = Math.max(hi, D[a * n + b]); }
   const span = hi > lo ? hi - lo : 1;
-  let best: { parent: Int32Array; cost: number; sign: 1 | -1 } | undefined;
-  for (const sign of [1, -1] as const) {
+  let best: { parent: Int32Array; cost: number; vote: Float64Array; signs: number[] } | undefined;
+  for (let mask = 0; mask < 1 << cues.length; mask++) {
+    const signs = cues.map((_, c) => ((mask >> c) & 1 ? -1 : 1));
+    const vote = new Float64Array(n * n);
+    cues.forEach((v, c) => { for (let i = 0; i < n * n; i++) vote[i] += signs[c] * v[i]; });
     const M = new Float64Array(n * n);
     for (let a = 0; a < n; a++)
-      for (let b = 0; b < n; b++) M[a * n + b] = a === b ? Infinity : (D[a * n + b] - lo) / span - directionWeight * sign * votes[a * n + b];
+      for (let b = 0; b < n; b++) M[a * n + b] = a === b ? Infinity : (D[a * n + b] - lo) / span - directionWeight * vote[a * n + b];
     const t = minDirectedSpanningTree(n, M);
-    if (!best || t.cost < best.cost) best = { parent: t.parent, cost: t.cost, sign };
+    if (!best || t.cost < best.cost - 1e-12) best = { parent: t.parent, cost: t.cost, vote, signs };
   }
   const edges: [number, number][] = [];
   best!.parent.forEach((p, c) => { if (p >= 0) edges.push([p, c]); });
-  const { total } = orientTree(n, edges, votes.map((v) => best!.sign * v));
-  return { parent: best!.parent, total, sign: best!.sign };
-}
-
-/**
- * Roots an undirected tree by the spectrum votes with the family's own sign: the (root, sign)
- * whose summed vote over the tree's edges, oriented away from the root, is largest. `total` is
- * per candidate root under the chosen sign (for the margin confidences).
- */
-export function rootSpectrally(n: number, edges: [number, number][], votes: Float64Array):
-  { parent: Int32Array; total: Float64Array; root: number; sign: 1 | -1 } {
-  const rising = orientTree(n, edges, votes);
-  const falling = orientTree(n, edges, votes.map((v) => -v));
-  return falling.total[falling.root] > rising.total[rising.root] ? { ...falling, sign: -1 } : { ...rising, sign: 1 };
+  const { total } = orientTree(n, edges, best!.vote);
+  return { parent: best!.parent, total, signs: best!.signs };
 }
