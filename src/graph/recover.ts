@@ -14,6 +14,7 @@ import { clusterFamilies } from './cluster.js';
 import { marginConfidence, mulberry32, resampleWeights, tally } from './confidence.js';
 import { checkStats, ftDistance, loraDistance, paperFtDistance, paperLoraDistance, relatedness, usableTensors } from './distance.js';
 import { kurtosisDirection, kurtosisVotes, normGrowthScore, orientTree } from './direction.js';
+import { repairByInheritance } from './inheritance.js';
 import { detectLora } from './lora.js';
 import { DIRECTION_WEIGHT, hasSpectrum, LENGTH_WEIGHT, spectralDistance, spectralTree, spectrumVotes } from './spectrum.js';
 import { minSpanningTree } from './mst.js';
@@ -53,8 +54,9 @@ function buildTree(stats: TensorStats, idx: number[], w: Float64Array, lora: boo
   if (method === 'mother' && evidence === 'spectrum') {
     const D = spectralDistance(stats, idx, w, lengthWeight);
     const cues = [spectrumVotes(stats, idx, w), kurtosisVotes(stats.kurtosis, stats.sumsq, N, stats.tensors, idx, w)];
-    const { parent, total } = spectralTree(n, D, cues, directionWeight);
-    return { parent, D, rootTotals: total };
+    const tree = spectralTree(n, D, cues, directionWeight);
+    const { parent } = repairByInheritance(ftDistance(stats, idx, w).sumsq, n, tree.parent);
+    return { parent, D, rootTotals: tree.total };
   }
   const { D: dft } = ftDistance(stats, idx, w);
   if (method === 'paper') {

@@ -31,7 +31,7 @@ import { median } from './distance.js';
 import type { TensorStats } from './types.js';
 
 /** Share of length in the placement distance (leave-one-split-out, docs/method.md). */
-export const LENGTH_WEIGHT = 0.02;
+export const LENGTH_WEIGHT = 0.01;
 /** Weight of the direction vote against the placement distance (range-normalised) in the directed tree. */
 export const DIRECTION_WEIGHT = 0.01;
 
