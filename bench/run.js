@@ -1,6 +1,6 @@
 // `npm run bench`: the whole benchmark suite, one compact summary, .bench/results.json.
-//   node bench/run.js [--quick] [--only kernels,mst,accuracy,e2e] [--dist DIR]
-// Each part runs as its own child process (bench/kernels.js, mst.js, accuracy.js, e2e.js), so one
+//   node bench/run.js [--quick] [--only kernels,mst,accuracy,e2e,spectrum-cost] [--dist DIR]
+// Each part runs as its own child process (bench/kernels.js, mst.js, accuracy.js, e2e.js, spectrum-cost.js), so one
 // part's heap and threads never weigh on the next one's numbers; they hand back JSON files.
 // These machines are shared: compare ratios measured in one run, not numbers across runs.
 import { spawn } from 'node:child_process';
@@ -13,8 +13,8 @@ import { execFileSync } from 'node:child_process';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = resolve(here, '..');
-const PARTS = ['kernels', 'mst', 'accuracy', 'e2e'];
-const TARGETS = { kurtosisOfBandwidth: 0.7, pairGps: 15, mst5000s: 10 };
+const PARTS = ['kernels', 'mst', 'accuracy', 'e2e', 'spectrum-cost'];
+const TARGETS = { kurtosisOfBandwidth: 0.7, pairGps: 15, mst5000s: 10, spectrumRatio: 2 };
 
 function parseArgs(argv) {
   const o = { quick: false, only: PARTS, dist: undefined };
@@ -34,7 +34,7 @@ function parseArgs(argv) {
 }
 
 function usage(problem) {
-  const text = 'Usage: node bench/run.js [--quick] [--only kernels,mst,accuracy,e2e] [--dist DIR]\n' +
+  const text = 'Usage: node bench/run.js [--quick] [--only kernels,mst,accuracy,e2e,spectrum-cost] [--dist DIR]\n' +
     '  --quick  smaller sizes, one run each, no 5,000-model MST (CI smoke)\n' +
     '  --dist   compiled library to measure (default: dist/; e.g. a private tsc --outDir)\n';
   if (problem) { process.stderr.write(`bench: ${problem}\n${text}`); process.exit(2); }
@@ -149,6 +149,16 @@ function summarise(results, m) {
     if (r.error) { push('e2e', r.split, `ERROR ${r.error}`); continue; }
     push('e2e', r.models ? `${r.split} (${r.models} models)` : r.split,
       `${fmt(r.seconds, 3)} s, ${fmt(r.rssMB, 0)} MB` + (r.report ? `; headers ${fmt(r.report.headers, 3)} stats ${fmt(r.report.statistics, 3)} graph ${fmt(r.report.graph, 3)}` : ''));
+  }
+  const sc = results['spectrum-cost'];
+  if (sc?.error) push('spectrum-cost', 'error', sc.error);
+  else if (sc) {
+    const r = sc.rounds.at(-1), z = sc.zoo;
+    push('spectrum-cost', `L2-only / + spectrum, ${z.models} x ${fmt(z.parameters / 1e6, 1)}M ${z.dtype}, ${r.threads}T (warm)`,
+      `${fmt(r.a)} s / ${fmt(r.b)} s = ${fmt(r.ratio)}x wall, ${fmt(r.cpu.ratio)}x cpu`,
+      sc.zoo.models < 32 ? '(--quick: tiny models, not judged)' : r.ratio <= TARGETS.spectrumRatio ? 'ok (<= 2x)' : 'ABOVE 2x');
+    push('spectrum-cost', `spectrum kernel ${sc.kernel.shapes.map((s) => s.block).join(', ')}`,
+      `${sc.kernel.shapes.map((s) => `${fmt(s.ms, 3)} ms`).join(', ')} x ${sc.kernel.callsPerTensor} calls x ${z.matrices} tensors = ${fmt(sc.kernel.seconds, 1)} s cpu`);
   }
   return lines;
 }
