@@ -219,8 +219,9 @@ async function pipeline(models: Model[], options: RecoverOptions, headerSeconds:
     }
 
     // Spectrum statistics (placement and direction of full fine-tuning trees, src/graph/spectrum.ts)
-    // for the families that do not look adapter-tuned; the paper's recipe does not use them.
-    const spectral = options.method === 'paper' || options.distance === 'lora' ? [] : fams.filter((f) => f.length > 1 && !looksAdapterTuned(gs.stats, f));
+    // for every family: the graph uses them where a family is not LoRA (partly frozen full
+    // fine-tunes look adapter-tuned too). The paper's recipe does not use them.
+    const spectral = options.method === 'paper' || options.distance === 'lora' ? [] : fams.filter((f) => f.length > 1);
     if (spectral.length) {
       const tsp = performance.now();
       const extra = await addSpectrumStatistics(group, gs.stats, spectral, {
