@@ -79,7 +79,8 @@ void symmetric_eigenvalues(double* a, size_t n, double* d) {
       for (size_t i = m; i-- > l;) {
         double f = s * e[i];
         const double b = c * e[i];
-        r = std::hypot(f, g);
+        r = std::sqrt(f * f + g * g);  // not hypot: 30% of the kernel, and the squares of a
+                                         // float32-born Gram's entries cannot overflow a double
         e[i + 1] = r;
         if (r == 0) {
           d[i + 1] -= p;
