@@ -71,6 +71,8 @@ export interface StatsJob {
   spectrum?: boolean;
   spectrumShort?: number;
   spectrumLong?: number;
+  /** Pairs [i0, j0, i1, j1, ...] whose difference spectra to compute (default: every pair). */
+  spectrumPairs?: number[];
   /** true: pairwise outputs per tensor (T x N x N); false: summed over tensors (maxabs: max). */
   perTensor: boolean;
   threads: number;

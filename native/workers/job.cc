@@ -85,6 +85,20 @@ StatsJob parse_job(const Napi::Value& value) {
   else job.spectrum_long = std::max(job.spectrum_long, job.spectrum_short);  // the default rises with a larger short side
   if (job.spectrum_long < job.spectrum_short)
     bad("E_JOB_RANGE", "spectrumLong", "must be >= spectrumShort (" + std::to_string(job.spectrum_short) + ")");
+  Napi::Value sp = o.Get("spectrumPairs");
+  if (!sp.IsUndefined()) {
+    Napi::Array pairs = need_array(sp, "spectrumPairs");
+    if (pairs.Length() % 2) bad("E_JOB_INVALID", "spectrumPairs", "must hold pairs (an even number of model indices)");
+    job.spectrum_pairs.reserve(pairs.Length());
+    for (uint32_t k = 0; k < pairs.Length(); k += 2) {
+      const std::string f = "spectrumPairs[" + std::to_string(k) + "]";
+      const uint32_t i = uint32_t(need_uint(pairs.Get(k), f, 0, job.models - 1));
+      const uint32_t j = uint32_t(need_uint(pairs.Get(k + 1), "spectrumPairs[" + std::to_string(k + 1) + "]", 0, job.models - 1));
+      if (i == j) bad("E_JOB_RANGE", f, "pairs two different models (received " + std::to_string(i) + " twice)");
+      job.spectrum_pairs.push_back(std::min(i, j));
+      job.spectrum_pairs.push_back(std::max(i, j));
+    }
+  }
   Napi::Value th = o.Get("threads");
   if (!th.IsUndefined()) job.threads = unsigned(need_uint(th, "threads", 0, 1024));
   Napi::Value cb = o.Get("chunkBytes");

@@ -35,6 +35,8 @@ struct StatsJob {
   // seeded positions shared by all models; exact when the tensor fits the block.
   bool spectrum = false;
   size_t spectrum_short = 64, spectrum_long = 256;
+  // Pairs (i, j), i != j, flattened, whose difference spectra to compute; empty: every pair.
+  std::vector<uint32_t> spectrum_pairs;
   bool per_tensor = false;
   unsigned threads = 0;                 // 0: all hardware threads
   uint64_t chunk_bytes = 8ull << 20;    // default 8 MiB

@@ -489,16 +489,22 @@ class Runner {
     sync(tid, 0);
     if (tid == 0) next_model_ = 0;
     if (stop_) return;
-    const size_t pairs = N_ * (N_ - 1) / 2, NN = N_ * N_;
+    const std::vector<uint32_t>& listed = job_.spectrum_pairs;
+    const size_t pairs = listed.empty() ? N_ * (N_ - 1) / 2 : listed.size() / 2, NN = N_ * N_;
     try {
       for (size_t p; !halted() && (p = next_pair_.fetch_add(1)) < N_ + pairs;) {
         if (p < N_) {
           out_.weight_spectrum[t * N_ + p] = cpu::spectral_entropy(whole_.data() + p * E, nullptr, R, C);
           continue;
         }
-        size_t i = 0, left = p - N_;
-        while (left >= N_ - 1 - i) left -= N_ - 1 - i, ++i;
-        const size_t j = i + 1 + left;
+        size_t i = 0, j = 0, left = p - N_;
+        if (!listed.empty()) {
+          i = listed[2 * left];
+          j = listed[2 * left + 1];
+        } else {
+          while (left >= N_ - 1 - i) left -= N_ - 1 - i, ++i;
+          j = i + 1 + left;
+        }
         out_.spectrum[t * NN + i * N_ + j] =
             cpu::spectral_entropy(whole_.data() + i * E, whole_.data() + j * E, R, C);
       }

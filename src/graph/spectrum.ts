@@ -77,14 +77,15 @@ export function hasSpectrum(stats: TensorStats, idx: number[]): boolean {
 /**
  * n x n placement distance over the family `idx` with tensor weights w (see the file comment).
  * Identical models (L2 = 0) are at distance 0; a pair that differs in 1-D tensors only has
- * effective rank 1 there (it is as close as a spectrum can say).
+ * effective rank 1 there (it is as close as a spectrum can say); a pair whose differing 2-D
+ * tensors have no spectrum (not a candidate pair of a large family) is at Infinity (no edge).
  */
 export function spectralDistance(stats: TensorStats, idx: number[], w: ArrayLike<number>, lengthWeight = LENGTH_WEIGHT): Float64Array {
   const N = stats.ids.length, n = idx.length, T = stats.tensors.length, S = stats.spectrum!;
   const D = new Float64Array(n * n);
   for (let a = 0; a < n; a++)
     for (let b = a + 1; b < n; b++) {
-      let h = 0, hw = 0, sq = 0;
+      let h = 0, hw = 0, sq = 0, moved2d = false;
       for (let t = 0; t < T; t++) {
         const wt = w[t];
         if (!wt) continue;
@@ -92,8 +93,10 @@ export function spectralDistance(stats: TensorStats, idx: number[], w: ArrayLike
         sq += wt * stats.sumsq[k];
         const v = S[k];
         if (Number.isFinite(v)) { h += wt * v; hw += wt; }
+        else if (stats.tensors[t].rows > 1 && stats.sumsq[k] > 0) moved2d = true;
       }
-      const d = sq > 0 ? Math.exp(hw > 0 ? h / hw : 0) * Math.pow(sq, lengthWeight / 2) : 0;
+      // A pair whose 2-D tensors differ but have no spectrum was not a candidate: no edge.
+      const d = sq > 0 ? (hw > 0 ? Math.exp(h / hw) * Math.pow(sq, lengthWeight / 2) : moved2d ? Infinity : Math.pow(sq, lengthWeight / 2)) : 0;
       D[a * n + b] = D[b * n + a] = d;
     }
   return D;
@@ -134,7 +137,7 @@ export function spectralTree(n: number, D: Float64Array, cues: Float64Array[], d
   { parent: Int32Array; total: Float64Array; signs: number[] } {
   let lo = Infinity, hi = -Infinity;
   for (let a = 0; a < n; a++)
-    for (let b = 0; b < n; b++) if (a !== b) { lo = Math.min(lo, D[a * n + b]); hi = Math.max(hi, D[a * n + b]); }
+    for (let b = 0; b < n; b++) if (a !== b && D[a * n + b] < Infinity) { lo = Math.min(lo, D[a * n + b]); hi = Math.max(hi, D[a * n + b]); }
   const span = hi > lo ? hi - lo : 1;
   let best: { parent: Int32Array; cost: number; vote: Float64Array; signs: number[] } | undefined;
   for (let mask = 0; mask < 1 << cues.length; mask++) {

@@ -141,7 +141,7 @@ export function looksAdapterTuned(stats: TensorStats, members: number[]): boolea
  */
 async function perFamilyPass(
   group: ArchitectureGroup, stats: TensorStats, families: number[][], options: StatsOptions,
-  job: Partial<Omit<StatsJob, 'tensors' | 'models' | 'threads' | 'device'>>,
+  job: Partial<Omit<StatsJob, 'tensors' | 'models' | 'threads' | 'device'>> | ((members: number[]) => Partial<Omit<StatsJob, 'tensors' | 'models' | 'threads' | 'device'>>),
   onIdentical: (t: number, members: number[]) => void,
   take: (result: StatsResult, chosen: number[], members: number[]) => void,
 ): Promise<{ bytesRead: number; seconds: number }> {
@@ -165,7 +165,7 @@ async function perFamilyPass(
         tensors: chosen.map((t) => ({ ...all[t]!, sources: members.map((k) => all[t]!.sources[k]!) })),
         models: members.length,
         kurtosis: false, sumsq: false, sumabs: false, maxabs: false, dot: false, rank: false, perTensor: true,
-        ...job,
+        ...(typeof job === 'function' ? job(members) : job),
       },
       { ...options, onProgress: undefined },
     );
@@ -201,18 +201,64 @@ export async function addRankStatistics(
 /**
  * Adds the spectral entropy of W_i - W_j (per 2-D tensor that differs, per pair of a family) to
  * `stats.spectrum` and of each member's own W to `stats.weightSpectrum` (NaN elsewhere). Blocks of
- * at most `short` x `long` (see StatsJob.spectrum) keep the cost near one more read of the family.
+ * at most `short` x `long` (see StatsJob.spectrum), and candidate pairs in families larger than
+ * SPECTRUM_ALL_PAIRS_UP_TO, bound the cost (bench/spectrum-cost.js).
  */
+/** Families larger than this get spectra only for candidate pairs (see spectrumCandidates). */
+export const SPECTRUM_ALL_PAIRS_UP_TO = 16;
+/** Nearest relatives by L2 whose pairs are candidates, per member. */
+export const SPECTRUM_NEIGHBOURS = 8;
+
+/**
+ * Candidate pairs of a large family (local indices, flattened): each member with its
+ * SPECTRUM_NEIGHBOURS nearest by L2, plus the L2 minimum spanning tree's edges so the candidate
+ * graph is connected. A parent is among a child's nearest few even when siblings are nearer
+ * (lm-ft: always within the 4 nearest). undefined: every pair (small families).
+ */
+export function spectrumCandidates(stats: TensorStats, members: number[], allPairsUpTo = SPECTRUM_ALL_PAIRS_UP_TO): number[] | undefined {
+  const n = members.length, N = stats.ids.length, T = stats.tensors.length;
+  if (n <= allPairsUpTo) return undefined;
+  const D = new Float64Array(n * n);
+  for (let a = 0; a < n; a++)
+    for (let b = a + 1; b < n; b++) {
+      let d = 0;
+      for (let t = 0; t < T; t++) d += stats.sumsq[(t * N + members[a]!) * N + members[b]!]!;
+      D[a * n + b] = D[b * n + a] = d;
+    }
+  const keep = new Set<number>();
+  const add = (a: number, b: number) => keep.add(Math.min(a, b) * n + Math.max(a, b));
+  for (let a = 0; a < n; a++) {
+    const order = Array.from({ length: n }, (_, b) => b).filter((b) => b !== a).sort((x, y) => D[a * n + x]! - D[a * n + y]!);
+    for (const b of order.slice(0, SPECTRUM_NEIGHBOURS)) add(a, b);
+  }
+  // Prim on L2
+  const inTree = new Uint8Array(n), best = new Float64Array(n).fill(Infinity), from = new Int32Array(n).fill(0);
+  inTree[0] = 1;
+  for (let v = 1; v < n; v++) best[v] = D[v]!;
+  for (let step = 1; step < n; step++) {
+    let j = -1;
+    for (let v = 0; v < n; v++) if (!inTree[v] && (j < 0 || best[v]! < best[j]!)) j = v;
+    inTree[j] = 1;
+    add(from[j]!, j);
+    for (let v = 0; v < n; v++) if (!inTree[v] && D[j * n + v]! < best[v]!) { best[v] = D[j * n + v]!; from[v] = j; }
+  }
+  return [...keep].sort((x, y) => x - y).flatMap((k) => [Math.floor(k / n), k % n]);
+}
+
 export async function addSpectrumStatistics(
-  group: ArchitectureGroup, stats: TensorStats, families: number[][], options: StatsOptions & { short?: number; long?: number } = {},
+  group: ArchitectureGroup, stats: TensorStats, families: number[][],
+  options: StatsOptions & { short?: number; long?: number; allPairsUpTo?: number } = {},
 ): Promise<{ bytesRead: number; seconds: number }> {
   const N = stats.ids.length, T = stats.tensors.length;
   const spectrum = stats.spectrum ?? new Float64Array(T * N * N).fill(NaN);
   const own = stats.weightSpectrum ?? new Float64Array(T * N).fill(NaN);
   const noise = stats.spectrumNoise ?? new Float64Array(T).fill(NaN);
-  const { short, long, ...rest } = options;
+  const { short, long, allPairsUpTo, ...rest } = options;
   const out = await perFamilyPass(group, stats, families, rest,
-    { spectrum: true, ...(short ? { spectrumShort: short } : {}), ...(long ? { spectrumLong: long } : {}) },
+    (members) => {
+      const pairs = spectrumCandidates(stats, members, allPairsUpTo);
+      return { spectrum: true, ...(short ? { spectrumShort: short } : {}), ...(long ? { spectrumLong: long } : {}), ...(pairs ? { spectrumPairs: pairs } : {}) };
+    },
     () => {},
     (result, chosen, members) => {
       const n = members.length;
