@@ -213,7 +213,7 @@ class Parser {
   std::string str(const std::string& what, bool copy = true) {
     const uint64_t n = u64(what + " length");
     if (n > size_ - pos_)
-      fail("E_GGUF_STRING", what + ": length " + std::to_string(n) + " at byte " + std::to_string(pos_ - 8) +
+      fail("E_GGUF_STRING", what + ": string length " + std::to_string(n) + " at byte " + std::to_string(pos_ - 8) +
                                 " runs past the end of the file (" + std::to_string(size_ - pos_) + " bytes left)");
     need(n, what);
     std::string s = copy ? std::string(reinterpret_cast<const char*>(b_ + pos_), size_t(n)) : std::string();

@@ -37,7 +37,9 @@ export function halfToNumber(h: number): number {
 export type KV =
   | { key: string; type: 'STRING'; value: string }
   | { key: string; type: 'UINT32' | 'INT32' | 'FLOAT32' | 'UINT8' | 'BOOL' | 'UINT64'; value: number }
-  | { key: string; type: 'ARRAY'; itemType: 'STRING' | 'UINT32'; value: (string | number)[] };
+  | { key: string; type: 'ARRAY'; itemType: 'STRING' | 'UINT32'; value: (string | number)[] }
+  /** Any value type id followed by raw bytes (malformed files). */
+  | { key: string; type: 'RAW'; vt: number; raw: Uint8Array };
 
 export interface GgufTensorSpec {
   name: string;
@@ -45,6 +47,16 @@ export interface GgufTensorSpec {
   ne: number[];
   type: string | number;
   data: Uint8Array;
+  /** Data offset to write (default: the next aligned one). */
+  offset?: number;
+  /** Dimension count to write (default ne.length). */
+  nDims?: number;
+}
+
+export interface GgufOptions {
+  version?: number;
+  tensorCount?: number | bigint;
+  kvCount?: number | bigint;
 }
 
 const VT: Record<string, number> = { UINT8: 0, INT8: 1, UINT16: 2, INT16: 3, UINT32: 4, INT32: 5, FLOAT32: 6, BOOL: 7, STRING: 8, ARRAY: 9, UINT64: 10, INT64: 11, FLOAT64: 12 };
@@ -62,6 +74,7 @@ class Buf {
     this.push(b);
   }
   u64(v: number | bigint): void {
+    if (typeof v === 'number' && v > Number.MAX_SAFE_INTEGER) throw new Error('pass a bigint');
     const b = Buffer.alloc(8);
     b.writeBigUInt64LE(BigInt(v));
     this.push(b);
@@ -89,15 +102,21 @@ class Buf {
 const pad = (n: number, a: number) => Math.ceil(n / a) * a;
 
 /** The bytes of a GGUF v3 file (or `version`), alignment 32 unless general.alignment says otherwise. */
-export function ggufBytes(kvs: KV[], tensors: GgufTensorSpec[], version = 3): Buffer {
-  const align = (kvs.find((k) => k.key === 'general.alignment')?.value as number | undefined) ?? 32;
+export function ggufBytes(kvs: KV[], tensors: GgufTensorSpec[], opts: GgufOptions = {}): Buffer {
+  const a = kvs.find((k) => k.key === 'general.alignment' && k.type === 'UINT32')?.value as number | undefined;
+  const align = a && (a & (a - 1)) === 0 ? a : 32;
   const b = new Buf();
   b.push(Buffer.from('GGUF'));
-  b.u32(version);
-  b.u64(tensors.length);
-  b.u64(kvs.length);
+  b.u32(opts.version ?? 3);
+  b.u64(opts.tensorCount ?? tensors.length);
+  b.u64(opts.kvCount ?? kvs.length);
   for (const kv of kvs) {
     b.str(kv.key);
+    if (kv.type === 'RAW') {
+      b.u32(kv.vt);
+      b.push(Buffer.from(kv.raw));
+      continue;
+    }
     b.u32(VT[kv.type]!);
     if (kv.type === 'ARRAY') {
       b.u32(VT[kv.itemType]!);
@@ -108,10 +127,10 @@ export function ggufBytes(kvs: KV[], tensors: GgufTensorSpec[], version = 3): Bu
   let off = 0;
   for (const t of tensors) {
     b.str(t.name);
-    b.u32(t.ne.length);
+    b.u32(t.nDims ?? t.ne.length);
     for (const n of t.ne) b.u64(n);
     b.u32(typeof t.type === 'number' ? t.type : GGML[t.type]!.id);
-    b.u64(off);
+    b.u64(t.offset ?? off);
     off += pad(t.data.length, align);
   }
   b.push(Buffer.alloc(pad(b.length, align) - b.length));
@@ -126,8 +145,8 @@ export async function tempDir(prefix: string): Promise<string> {
   return mkdtemp(join(tmpdir(), `mother-${prefix}-`));
 }
 
-export async function writeGguf(path: string, kvs: KV[], tensors: GgufTensorSpec[], version = 3): Promise<string> {
-  await writeFile(path, ggufBytes(kvs, tensors, version));
+export async function writeGguf(path: string, kvs: KV[], tensors: GgufTensorSpec[], opts: GgufOptions = {}): Promise<string> {
+  await writeFile(path, ggufBytes(kvs, tensors, opts));
   return path;
 }
 
