@@ -291,7 +291,7 @@ describe('computeStats reads GGUF block types (stretches inside blocks, permuted
     await writeFile(join(dir, 'sf.bin'), Buffer.from(ref.buffer));
     const r = await cpuAddon().computeStats(
       { tensors: [{ name: 'nan', rows: 4, cols: 64, sources: [{ file: join(dir, 'sq.bin'), offset: 0, dtype: 'Q8_0' }, { file: join(dir, 'sf.bin'), offset: 0, dtype: 'F32' }] }],
-        models: 2, kurtosis: true, sumsq: false, sumabs: false, maxabs: false, dot: false, rank: false, chunkBytes: 4 * 2 * 7, threads: 1 },
+        models: 2, kurtosis: true, sumsq: false, sumabs: false, maxabs: false, dot: false, rank: false, perTensor: false, chunkBytes: 4 * 2 * 7, threads: 1 },
       null, new (cpuAddon().CancelToken)(),
     );
     expect(r.moments!.nonfinite[0]).toBeGreaterThan(0);
@@ -307,25 +307,5 @@ describe('computeStats reads GGUF block types (stretches inside blocks, permuted
     await expect(run(ok({ permuteHeads: 2 }))).rejects.toMatchObject({ code: 'E_JOB_RANGE', message: expect.stringMatching(/permuteHeads/) });
     await expect(run(ok({ dtype: 'IQ2_XXS' }))).rejects.toMatchObject({ code: 'E_JOB_DTYPE' });
     await expect(run(ok({ permuteHeads: 3 }))).resolves.toBeTruthy();
-  });
-});
-
-describe('dequantisation speed (informative)', () => {
-  it('Q8_0 / Q4_K / Q6_K vs the F32 copy', () => {
-    const elems = 1 << 20;
-    const f32 = new Uint8Array(elems * 4);
-    const t0 = performance.now();
-    for (let i = 0; i < 5; i++) k().convert(f32, 'F32', 'f32');
-    const f32s = (performance.now() - t0) / 5000;
-    const lines = [`F32 copy: ${((elems * 4) / f32s / 1e9).toFixed(2)} GB/s of float32 out`];
-    for (const type of ['Q8_0', 'Q4_0', 'Q4_K', 'Q6_K'] as const) {
-      const b = randomBlocks(type, elems / GGML[type]!.elems, 1);
-      const t1 = performance.now();
-      for (let i = 0; i < 5; i++) k().dequantize(b, type);
-      const s = (performance.now() - t1) / 5000;
-      lines.push(`${type}: ${((elems * 4) / s / 1e9).toFixed(2)} GB/s of float32 out (${(b.length / s / 1e9).toFixed(2)} GB/s stored)`);
-    }
-    console.log(lines.join('\n'));
-    expect(lines.length).toBe(5);
   });
 });

@@ -103,7 +103,8 @@ const pad = (n: number, a: number) => Math.ceil(n / a) * a;
 
 /** The bytes of a GGUF v3 file (or `version`), alignment 32 unless general.alignment says otherwise. */
 export function ggufBytes(kvs: KV[], tensors: GgufTensorSpec[], opts: GgufOptions = {}): Buffer {
-  const a = kvs.find((k) => k.key === 'general.alignment' && k.type === 'UINT32')?.value as number | undefined;
+  const found = kvs.find((k) => k.key === 'general.alignment' && k.type === 'UINT32');
+  const a = found && found.type === 'UINT32' ? found.value : undefined;
   const align = a && (a & (a - 1)) === 0 ? a : 32;
   const b = new Buf();
   b.push(Buffer.from('GGUF'));
