@@ -6,6 +6,7 @@
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   mother::InitKernels(env, exports);  // capabilities, kernels.* (kernel_exports.cc)
   mother::InitHeader(env, exports);   // readHeader, readHeaderSync (workers/header_worker.cc)
+  mother::InitGguf(env, exports);    // readGguf, readGgufSync (workers/gguf_worker.cc)
   mother::InitStats(env, exports);    // computeStats, CancelToken (workers/stats_worker.cc)
   return exports;
 }

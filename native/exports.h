@@ -5,5 +5,6 @@
 namespace mother {
 void InitKernels(Napi::Env env, Napi::Object exports);
 void InitHeader(Napi::Env env, Napi::Object exports);
+void InitGguf(Napi::Env env, Napi::Object exports);
 void InitStats(Napi::Env env, Napi::Object exports);
 }  // namespace mother

@@ -282,6 +282,27 @@ Napi::Value ConvertFn(const Napi::CallbackInfo& info) {
   type_error(env, "convert: to must be 'f32' or 'f64'");
 }
 
+// dequantize(data, type) -> Float32Array: whole storage blocks of a ggml block type (or of a
+// plain type) dequantised by cpu::dequantize (tests and benches; computeStats reads GGUF itself).
+Napi::Value DequantizeFn(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 2) type_error(env, "dequantize(data, type): too few arguments");
+  DType t;
+  if (!info[1].IsString() || !source_dtype(info[1].As<Napi::String>().Utf8Value(), &t))
+    type_error(env, "dequantize: type must be one of F64 F32 F16 BF16 Q8_0 Q4_0 Q4_1 Q5_0 Q5_1 Q4_K Q5_K Q6_K");
+  if (!info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_uint8_array)
+    type_error(env, "dequantize: data must be a Uint8Array (or Buffer)");
+  auto a = info[0].As<Napi::Uint8Array>();
+  const size_t bb = block_bytes(t);
+  if (a.ByteLength() % bb != 0)
+    range_error(env, "dequantize: byte length " + std::to_string(a.ByteLength()) + " is not a multiple of the " +
+                         dtype_name(t) + " block size " + std::to_string(bb));
+  const size_t nb = a.ByteLength() / bb;
+  auto out = Napi::Float32Array::New(env, nb * size_t(block_elems(t)));
+  dequantize(t, a.Data(), out.Data(), nb);
+  return out;
+}
+
 // readBandwidth(bytes, threads?, passes?) -> GB/s of a plain streaming sum (bench yardstick).
 Napi::Value ReadBandwidthFn(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -302,6 +323,7 @@ void InitKernels(Napi::Env env, Napi::Object exports) {
   k.Set("rank", Napi::Function::New(env, RankFn, "rank"));
   k.Set("spectralEntropy", Napi::Function::New(env, SpectralEntropyFn, "spectralEntropy"));
   k.Set("convert", Napi::Function::New(env, ConvertFn, "convert"));
+  k.Set("dequantize", Napi::Function::New(env, DequantizeFn, "dequantize"));
   k.Set("readBandwidth", Napi::Function::New(env, ReadBandwidthFn, "readBandwidth"));
   exports.Set("kernels", k);
 }

@@ -2,6 +2,7 @@
  * Every failure this package reports is a MotherError with a stable `code`, and `file` / `tensor`
  * where they are known. Families by code prefix:
  *   E_HEADER_*  SafetensorsError   the file is not a valid safetensors file
+ *   E_GGUF_*    GgufError          the file is not a valid GGUF file
  *   E_IO_*      ModelIOError       open/read failures, truncated files
  *   E_SHARD_*   ShardError         sharded model index problems
  *   E_INPUT_*   InputError         bad user input (paths, options)
@@ -37,6 +38,8 @@ export class MotherError extends Error {
 
 /** The file is not a valid safetensors file (E_HEADER_*). */
 export class SafetensorsError extends MotherError {}
+/** The file is not a valid GGUF file (E_GGUF_*). */
+export class GgufError extends MotherError {}
 /** A model file could not be opened or read, or changed while being read (E_IO_*). */
 export class ModelIOError extends MotherError {}
 /** A sharded model's index is inconsistent with its shards (E_SHARD_*). */
@@ -70,6 +73,7 @@ export function isAbortError(err: unknown): boolean {
 
 function classFor(code: string): new (code: string, message: string, options?: MotherErrorOptions) => MotherError {
   if (code.startsWith('E_HEADER_')) return SafetensorsError;
+  if (code.startsWith('E_GGUF_')) return GgufError;
   if (code.startsWith('E_IO_')) return ModelIOError;
   if (code.startsWith('E_SHARD_')) return ShardError;
   if (code.startsWith('E_INPUT_')) return InputError;

@@ -11,6 +11,39 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export type ComputeDType = 'F64' | 'F32' | 'F16' | 'BF16';
+/** ggml block types (GGUF) that the stats runner dequantises to float32 on the fly. */
+export type QuantDType = 'Q8_0' | 'Q4_0' | 'Q4_1' | 'Q5_0' | 'Q5_1' | 'Q4_K' | 'Q5_K' | 'Q6_K';
+/** What a job source may be stored as. */
+export type SourceDType = ComputeDType | QuantDType;
+
+/** A GGUF metadata value: numbers (64-bit integers beyond 2^53 as decimal strings), strings, booleans, arrays. */
+export type GgufValue = number | string | boolean | { itemType: string; length: number; items: GgufValue[] };
+
+/** One tensor info of a GGUF file (validated natively). */
+export interface RawGgufTensor {
+  name: string;
+  /** ggml_type id, and its name (null for a type the reader does not know). */
+  ggmlType: number;
+  type: string | null;
+  /** Dimensions, ne[0] the fastest-varying (PyTorch's shape reversed). */
+  ne: number[];
+  /** Absolute byte offset of the data in the file. */
+  offset: number;
+  /** null when the type is unknown. */
+  byteLength: number | null;
+}
+
+/** A validated GGUF header (v2 / v3): metadata in file order and the tensor infos. */
+export interface RawGguf {
+  path: string;
+  fileSize: number;
+  version: number;
+  alignment: number;
+  dataOffset: number;
+  /** Arrays keep their first 1024 items (`length` is the full count). */
+  kv: { key: string; type: string; value: GgufValue }[];
+  tensors: RawGgufTensor[];
+}
 
 /** One tensor as its safetensors header declares it (validated natively). */
 export interface RawTensorEntry {
@@ -39,7 +72,12 @@ export interface RawHeader {
 export interface TensorSource {
   file: string;
   offset: number;
-  dtype: ComputeDType;
+  dtype: SourceDType;
+  /**
+   * GGUF q/k projections: the file stores the rows in llama.cpp's rotary order (convert_hf_to_gguf's
+   * permute with this many heads); the reader returns them in Hugging Face order. CPU backend only.
+   */
+  permuteHeads?: number;
 }
 
 /** One tensor compared across the N models of a job (sources[k] belongs to model k). */
@@ -150,12 +188,17 @@ export interface KernelExports {
   /** Streaming read bandwidth of this machine in GB/s (sum over a buffer of `bytes`). */
   readBandwidth(bytes: number, threads?: number, passes?: number): number;
   convert(data: Uint8Array, dtype: ComputeDType, to: 'f32' | 'f64'): Float32Array | Float64Array;
+  /** Whole storage blocks of a ggml block type (or of a plain type) -> float32 (cpu/dequant.cc). */
+  dequantize(data: Uint8Array, type: SourceDType): Float32Array;
 }
 
 export interface CpuAddon {
   capabilities(): Capabilities;
   readHeader(path: string): Promise<RawHeader>;
   readHeaderSync(path: string): RawHeader;
+  /** A GGUF file's header (io/gguf.cc); E_GGUF_* / E_IO_* errors. CPU addon only. */
+  readGguf?(path: string): Promise<RawGguf>;
+  readGgufSync?(path: string): RawGguf;
   computeStats(job: StatsJob, onProgress: ((done: number, total: number) => void) | null,
                cancel: CancelToken): Promise<StatsResult>;
   CancelToken: new () => CancelToken;

@@ -119,7 +119,7 @@ describe('computeStats vs float64 reference', () => {
           const ref = reference(f, perTensor);
           expect(r.backend).toBe('cpu');
           expect(r.threads).toBe(threads);
-          expect(r.bytesRead).toBe(f.tensors.reduce((s, t) => s + t.sources.reduce((a, src) => a + t.rows * t.cols * ({ F64: 8, F32: 4, F16: 2, BF16: 2 })[src.dtype], 0), 0));
+          expect(r.bytesRead).toBe(f.tensors.reduce((s, t) => s + t.sources.reduce((a, src) => a + t.rows * t.cols * ({ F64: 8, F32: 4, F16: 2, BF16: 2 } as Record<string, number>)[src.dtype]!, 0), 0));
           close(r.sumsq!, ref.sumsq, PAIR_REL, 'sumsq');
           close(r.sumabs!, ref.sumabs, PAIR_REL, 'sumabs');
           // The kernel's SIMD body rounds x - y to float32, its scalar tail does not: allow one float32 ulp.

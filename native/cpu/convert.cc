@@ -39,6 +39,7 @@ void tail_f32(DType type, const unsigned char* s, float* dst, size_t i, size_t n
       case DType::BF16: dst[i] = bf16_to_float(load_u16(s + 2 * i)); break;
       case DType::F32: std::memcpy(dst + i, s + 4 * i, 4); break;
       case DType::F64: { double d; std::memcpy(&d, s + 8 * i, 8); dst[i] = float(d); break; }
+      default: dst[i] = 0; break;  // quantized types go through cpu::dequantize, never here
     }
   }
 }
@@ -50,6 +51,7 @@ void tail_f64(DType type, const unsigned char* s, double* dst, size_t i, size_t 
       case DType::BF16: dst[i] = bf16_to_float(load_u16(s + 2 * i)); break;
       case DType::F32: { float f; std::memcpy(&f, s + 4 * i, 4); dst[i] = f; break; }
       case DType::F64: std::memcpy(dst + i, s + 8 * i, 8); break;
+      default: dst[i] = 0; break;  // quantized types go through cpu::dequantize, never here
     }
   }
 }

@@ -21,6 +21,14 @@ const char* cpu_features();       // e.g. "sse2 avx2 fma f16c avx512f avx512bw a
 void to_f32(DType type, const void* src, float* dst, size_t n);
 void to_f64(DType type, const void* src, double* dst, size_t n);
 
+// ---- dequant.cc --------------------------------------------------------------------------------
+// Dequantises `nblocks` storage blocks of `type` at src (any alignment) to float32: nblocks x
+// block_elems(type) values (common/dtype.h gives the block sizes and byte layouts; dequant.cc the
+// formulas, bit-identical to ggml's reference dequantize_row_*). Plain types (F64/F32/F16/BF16)
+// have one-element blocks and go through to_f32. A stretch that starts or ends inside a block is
+// the caller's to slice (workers/stats_runner.cc reads the covering blocks).
+void dequantize(DType type, const void* src, float* dst, size_t nblocks);
+
 // ---- moments.cc --------------------------------------------------------------------------------
 // Central moments of the finite values of a chunk, accumulated in float64 and merged with the
 // stable pairwise formulas of Chan et al. / Pebay, so chunks and threads combine in any order.

@@ -79,6 +79,14 @@ class Pipeline {
   void open_files() { files_ = jobs::open_job_files(job_); }
 
   void plan() {
+    // GGUF block types and permuted rows are read by the CPU runner only (src/stats/compute.ts
+    // sends such jobs there); refuse them here rather than misread them.
+    for (const auto& t : job_.tensors)
+      for (const auto& s : t.sources)
+        if (is_quantized(s.dtype) || s.permute_heads)
+          throw Error("E_JOB_DTYPE", "the CUDA backend does not read " + std::string(dtype_name(s.dtype)) +
+                                         (s.permute_heads ? " permuted" : "") + " sources (tensor \"" + t.name +
+                                         "\"): use the CPU backend", "", t.name);
     if (!(job_.kurtosis || job_.any_pairwise())) return;
     es_max_ = 1;
     bool first = true;

@@ -16,10 +16,10 @@ flags=(-std=c++17 -g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,addre
        -fno-sanitize-recover=undefined -Inative -I"$napi_inc" -I"$node_inc" -DNAPI_VERSION=8
        -DNODE_ADDON_API_DISABLE_DEPRECATED -pthread -Wall -Wno-unused-parameter)
 
-# Library objects, compiled once and shared by the three harnesses.
-lib=(native/common/json.cc native/io/safetensors.cc native/io/file_reader.cc
-     native/cpu/convert.cc native/cpu/moments.cc native/cpu/dispatch.cc native/cpu/pairwise.cc
-     native/cpu/rank.cc native/workers/stats_runner.cc native/workers/chunk_plan.cc native/workers/job.cc native/workers/errors.cc)
+# Library objects, compiled once and shared by the harnesses.
+lib=(native/common/json.cc native/io/safetensors.cc native/io/gguf.cc native/io/file_reader.cc
+     native/cpu/convert.cc native/cpu/dequant.cc native/cpu/moments.cc native/cpu/dispatch.cc native/cpu/pairwise.cc
+     native/cpu/rank.cc native/cpu/spectrum.cc native/workers/stats_runner.cc native/workers/chunk_plan.cc native/workers/job.cc native/workers/errors.cc)
 objs=()
 pids=()
 for src in "${lib[@]}"; do
@@ -44,7 +44,7 @@ stubs="$out/obj/napi_stubs.c"
 "${CXX%++*}" -c -g "$stubs" -o "$out/obj/napi_stubs.o" 2>/dev/null || clang-14 -c -g "$stubs" -o "$out/obj/napi_stubs.o"
 objs+=("$out/obj/napi_stubs.o")
 link=(-fsanitize=fuzzer,address,undefined -pthread)
-for h in header json mapping; do
+for h in header json mapping gguf; do
   "$CXX" "${flags[@]}" "native/fuzz/fuzz_$h.cc" "${objs[@]}" "${link[@]}" -o "$out/fuzz_$h"
   echo "built $out/fuzz_$h"
 done

@@ -10,7 +10,7 @@ root="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$root"
 total="${1:-60}"
 bin="${FUZZ_OUT:-$root/build-fuzz}"
-harnesses=(${FUZZ_ONLY:-header json mapping})
+harnesses=(${FUZZ_ONLY:-header json mapping gguf})
 each=$(( total / ${#harnesses[@]} ))
 [ "$each" -ge 1 ] || each=1
 status=0

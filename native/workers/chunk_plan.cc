@@ -16,7 +16,7 @@ std::vector<io::FileReader> open_job_files(const StatsJob& job) {
   for (const auto& t : job.tensors)
     for (const auto& s : t.sources) {
       const io::FileReader& r = files[s.file];
-      const uint64_t len = t.numel() * dtype_size(s.dtype);
+      const uint64_t len = stored_bytes(s.dtype, t.numel());
       if (s.offset > r.size() || len > r.size() - s.offset)
         throw Error("E_IO_TRUNCATED",
                     r.path() + " has " + std::to_string(r.size()) + " bytes but tensor \"" + t.name +
@@ -32,13 +32,11 @@ std::vector<Batch> plan_batches(const StatsJob& job, uint64_t chunk, size_t max_
   Batch cur;
   for (size_t t = 0; t < job.tensors.size(); ++t) {
     const Tensor& ten = job.tensors[t];
-    uint64_t esz = 0;
-    for (const auto& s : ten.sources) esz += dtype_size(s.dtype);
     for (uint64_t pos = 0, n = ten.numel(); pos < n;) {
       const uint64_t take = std::min(n - pos, chunk - cur.elems);
       cur.segs.push_back({t, pos, take, cur.elems});
       cur.elems += take;
-      cur.bytes += take * esz;
+      for (const auto& s : ten.sources) cur.bytes += stored_range(s.dtype, pos, take);
       pos += take;
       if (cur.elems == chunk || cur.segs.size() >= max_segments) batches.push_back(std::move(cur)), cur = Batch{};
     }

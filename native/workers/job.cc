@@ -62,7 +62,7 @@ uint64_t need_uint(const Napi::Value& v, const std::string& field, uint64_t min,
 uint64_t StatsJob::total_bytes() const {
   uint64_t total = 0;
   for (const Tensor& t : tensors)
-    for (const Source& s : t.sources) total += t.numel() * dtype_size(s.dtype);
+    for (const Source& s : t.sources) total += stored_bytes(s.dtype, t.numel());
   return total;
 }
 
@@ -147,10 +147,22 @@ StatsJob parse_job(const Napi::Value& value) {
       s.file = it->second;
       s.offset = need_uint(so.Get("offset"), sf + ".offset", 0, 1ull << 53);
       std::string dt = need_string(so.Get("dtype"), sf + ".dtype");
-      if (!computable_dtype(dt, &s.dtype))
+      if (!source_dtype(dt, &s.dtype))
         throw Error("E_JOB_DTYPE", "invalid stats job: " + sf + ".dtype \"" + dt + "\" of tensor \"" + tensor.name +
-                                       "\" is not one of F64, F32, F16, BF16",
+                                       "\" is not one of F64, F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K",
                     file, tensor.name);
+      if (tensor.numel() % block_elems(s.dtype) != 0)
+        bad("E_JOB_RANGE", sf + ".dtype",
+            dt + " stores blocks of " + std::to_string(block_elems(s.dtype)) + " elements but tensor \"" + tensor.name +
+                "\" has " + std::to_string(tensor.numel()));
+      Napi::Value ph = so.Get("permuteHeads");
+      if (!ph.IsUndefined()) {
+        s.permute_heads = uint32_t(need_uint(ph, sf + ".permuteHeads", 0, 1u << 20));
+        if (s.permute_heads && tensor.rows % (2ull * s.permute_heads) != 0)
+          bad("E_JOB_RANGE", sf + ".permuteHeads",
+              "must divide rows (" + std::to_string(tensor.rows) + ") into heads of an even number of rows, received " +
+                  std::to_string(s.permute_heads));
+      }
       tensor.sources.push_back(s);
     }
     job.tensors.push_back(std::move(tensor));

@@ -15,8 +15,20 @@ namespace mother::jobs {
 struct Source {
   size_t file = 0;      // index into StatsJob::files
   uint64_t offset = 0;  // absolute byte offset in the file
-  DType dtype = DType::F32;
+  DType dtype = DType::F32;  // a plain type or a ggml block type (dequantised on the fly)
+  // Non-zero: the file stores this rows x cols tensor's rows in llama.cpp's rotary order, as
+  // convert_hf_to_gguf.py permutes q_proj / k_proj with this many heads; the reader returns the
+  // rows in Hugging Face order (row r is read from stored_row(r), see below).
+  uint32_t permute_heads = 0;
 };
+
+// The stored row that holds logical (Hugging Face) row r of a rows-row tensor permuted with
+// `heads` heads: HF row h*hd + half*hd/2 + i (hd = rows / heads) is stored at h*hd + 2*i + half.
+inline uint64_t stored_row(uint64_t r, uint64_t rows, uint32_t heads) {
+  const uint64_t hd = rows / heads, half_hd = hd / 2;
+  const uint64_t h = r / hd, rem = r % hd;
+  return h * hd + 2 * (rem % half_hd) + rem / half_hd;
+}
 
 struct Tensor {
   std::string name;
@@ -46,7 +58,7 @@ struct StatsJob {
   size_t rank_max_rank = 0;
   int device = 0;
   bool any_pairwise() const { return sumsq || sumabs || maxabs || dot; }
-  uint64_t total_bytes() const;  // sum over tensors and models of numel x dtype size
+  uint64_t total_bytes() const;  // sum over tensors and models of the stored bytes
 };
 
 // Validates and converts a JS StatsJob. Throws mother::Error with code E_JOB_INVALID (wrong type

@@ -130,13 +130,16 @@ double noise_entropy(const Block& b, const jobs::Tensor& t) {
 
 uint64_t spectrum_bytes(const jobs::Tensor& t, const Block& b) {
   uint64_t bytes = 0;  // whole sampled rows are read
-  for (const auto& s : t.sources) bytes += uint64_t(b.rows.size()) * t.cols * dtype_size(s.dtype);
+  for (const auto& s : t.sources) {
+    if (!is_quantized(s.dtype)) bytes += uint64_t(b.rows.size()) * t.cols * dtype_size(s.dtype);
+    else for (uint64_t r : b.rows) bytes += stored_range(s.dtype, r * t.cols, t.cols);  // as read_stretch counts
+  }
   return bytes;
 }
 
 uint64_t tensor_bytes(const jobs::Tensor& t) {
   uint64_t b = 0;
-  for (const auto& s : t.sources) b += t.numel() * dtype_size(s.dtype);
+  for (const auto& s : t.sources) b += stored_bytes(s.dtype, t.numel());
   return b;
 }
 
@@ -348,7 +351,7 @@ class Runner {
         cpu::Moments* m = job_.kurtosis ? &sl.mom[q * N_ + k] : nullptr;
         read_stretch(ten, k, sg.elem_begin + (s0 - sg.x_offset), s1 - s0, x.data() + k * stride + (s0 - it.lo), raw,
                      wide, m);
-        sl.bytes += (s1 - s0) * dtype_size(ten.sources[k].dtype);
+        sl.bytes += stored_range(ten.sources[k].dtype, sg.elem_begin + (s0 - sg.x_offset), s1 - s0);
       }
       if (job_.kurtosis) ++q;
       if (pairwise && job_.per_tensor && !halted()) {
@@ -367,6 +370,12 @@ class Runner {
   void read_stretch(const jobs::Tensor& t, size_t k, uint64_t e0, uint64_t count, float* dst,
                     std::vector<unsigned char>& raw, std::vector<double>& wide, cpu::Moments* m) {
     const jobs::Source& s = t.sources[k];
+    if (is_quantized(s.dtype) || s.permute_heads) {
+      read_mapped(t, s, e0, count, dst, raw);
+      if (m) *m = cpu::merge(*m, cpu::moments_f32(dst, size_t(count)));
+      bytes_read_ += stored_range(s.dtype, e0, count);
+      return;
+    }
     size_t esz = dtype_size(s.dtype);
     const io::FileReader& f = files_[s.file];
     // Pieces bounded by the staging buffer (the rank pass reads whole tensors through it).
@@ -386,6 +395,53 @@ class Runner {
       }
       if (m && s.dtype != DType::F64) *m = cpu::merge(*m, cpu::moments_f32(dst + done, size_t(n)));
       bytes_read_ += n * esz;
+      done += n;
+    }
+  }
+
+  // A stretch of a GGUF source: rows in stored order (permute_heads) and/or ggml blocks. Logical
+  // elements [e0, e0 + count) become pieces contiguous in the file (a whole stretch, or one per
+  // row when the rows are permuted); each piece reads the blocks that cover it, dequantises whole
+  // blocks straight into dst and the partial first and last blocks through a small buffer.
+  void read_mapped(const jobs::Tensor& t, const jobs::Source& s, uint64_t e0, uint64_t count, float* dst,
+                   std::vector<unsigned char>& raw) {
+    const io::FileReader& f = files_[s.file];
+    const uint64_t be = block_elems(s.dtype), bb = block_bytes(s.dtype);
+    const uint64_t blocks_max = std::max<uint64_t>(1, raw.size() / bb);  // raw holds >= 8 KiB: >= 39 blocks of 210 B
+    float part[256];
+    for (uint64_t done = 0; done < count;) {
+      // The next contiguous piece: logical [e, e + n) stored at element g.
+      const uint64_t e = e0 + done;
+      uint64_t n = count - done, g = e;
+      if (s.permute_heads) {
+        const uint64_t r = e / t.cols, c = e % t.cols;
+        n = std::min(n, t.cols - c);
+        g = jobs::stored_row(r, t.rows, s.permute_heads) * t.cols + c;
+      }
+      float* out = dst + done;
+      const uint64_t end = g + n;
+      while (g < end) {
+        const uint64_t blk = g / be, last = (end - 1) / be;
+        const uint64_t nb = std::min(last - blk + 1, blocks_max);
+        f.read_exact(s.offset + blk * bb, raw.data(), size_t(nb * bb), t.name);
+        const uint64_t cover = std::min(end, (blk + nb) * be);
+        const unsigned char* p = raw.data();
+        if (uint64_t skip = g - blk * be) {  // starts inside a block
+          cpu::dequantize(s.dtype, p, part, 1);
+          const uint64_t take = std::min(be - skip, cover - g);
+          std::memcpy(out, part + skip, size_t(take) * 4);
+          out += take, g += take, p += bb;
+        }
+        if (const uint64_t whole = (cover - g) / be) {
+          cpu::dequantize(s.dtype, p, out, size_t(whole));
+          out += whole * be, g += whole * be, p += whole * bb;
+        }
+        if (g < cover) {  // ends inside a block
+          cpu::dequantize(s.dtype, p, part, 1);
+          std::memcpy(out, part, size_t(cover - g) * 4);
+          out += cover - g, g = cover;
+        }
+      }
       done += n;
     }
   }

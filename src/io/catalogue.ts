@@ -11,7 +11,7 @@
  */
 import { createHash } from 'node:crypto';
 import { InputError, UnsupportedDTypeError } from '../errors.js';
-import type { ComputeDType, JobTensor } from '../native.js';
+import type { JobTensor, SourceDType } from '../native.js';
 import type { SkippedTensor } from '../types.js';
 import type { Model, TensorInfo } from './model.js';
 
@@ -32,8 +32,8 @@ export interface CatalogueTensor {
   numel: number;
   rows: number;
   cols: number;
-  /** dtype per model, in group order. */
-  dtypes: ComputeDType[];
+  /** dtype per model, in group order (GGUF block types are dequantised by the reader). */
+  dtypes: SourceDType[];
 }
 
 export interface ArchitectureGroup {
@@ -45,7 +45,7 @@ export interface ArchitectureGroup {
   skipped: SkippedTensor[];
 }
 
-const COMPUTABLE = new Set(['F64', 'F32', 'F16', 'BF16']);
+const COMPUTABLE = new Set(['F64', 'F32', 'F16', 'BF16', 'Q8_0', 'Q4_0', 'Q4_1', 'Q5_0', 'Q5_1', 'Q4_K', 'Q5_K', 'Q6_K']);
 
 /** Glob -> RegExp matching the whole name. */
 export function globToRegExp(glob: string): RegExp {
@@ -165,7 +165,7 @@ export function catalogueGroup(models: Model[], opts: SelectOptions = {}): Archi
         throw new UnsupportedDTypeError(
           'E_DTYPE_UNSUPPORTED',
           `tensor "${name}" was asked for by name but has dtype ${dts.join('/')} in ${bad.map(([, id]) => id).join(', ')}; ` +
-            'only F64, F32, F16 and BF16 can be compared',
+            'only F64, F32, F16, BF16 and the GGUF types Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K can be compared',
           { tensor: name, file: all[models.findIndex((m) => m.id === bad[0]![1])]!.file },
         );
       skipped.push({ name, reason: `dtype ${dts.join('/')} not supported`, models: bad.map(([, id]) => id) });
@@ -189,7 +189,7 @@ export function catalogueGroup(models: Model[], opts: SelectOptions = {}): Archi
       skipped.push({ name, reason: numel === 0 ? 'empty tensor' : `fewer than ${minElements} elements` });
       continue;
     }
-    tensors.push({ name, shape, numel, ...matrixView(shape), dtypes: all.map((t) => t.dtype as ComputeDType) });
+    tensors.push({ name, shape, numel, ...matrixView(shape), dtypes: all.map((t) => t.dtype as SourceDType) });
   }
   const architecture = createHash('sha256').update(sharedKeys.sort().join('\n')).digest('hex').slice(0, 16);
   return { architecture, models, tensors, skipped };
@@ -209,7 +209,7 @@ export function jobTensors(group: ArchitectureGroup): JobTensor[] {
     cols: t.cols,
     sources: group.models.map((m, k) => {
       const info = m.tensors.get(t.name)!;
-      return { file: info.file, offset: info.offset, dtype: t.dtypes[k]! };
+      return { file: info.file, offset: info.offset, dtype: t.dtypes[k]!, ...(info.permuteHeads ? { permuteHeads: info.permuteHeads } : {}) };
     }),
   }));
 }

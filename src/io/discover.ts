@@ -1,8 +1,8 @@
 /**
  * Inputs (files and folders) -> the models to compare.
  *   - an input that is a model (a .safetensors file, or a folder that is one: see model.ts) is one model;
- *   - any other folder is a collection: each child that is a .safetensors file or a folder holding
- *     .safetensors files is one model; other children (truth.json, READMEs, empty folders) are ignored.
+ *   - any other folder is a collection: each child that is a .safetensors or .gguf file, or a folder
+ *     holding .safetensors files (or .gguf files), is one model; other children (truth.json, READMEs, empty folders) are ignored.
  * The same model reached twice counts once, under the id it was first found with: repeated inputs,
  * symlinks, and a model given both as its folder and as its weight file (`ft ft/t0/model.safetensors`)
  * are recognised by the real path of the file that holds the model (the index of a sharded model).
@@ -18,6 +18,7 @@ import { readdir, realpath, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve, sep } from 'node:path';
 import { InputError, MotherError } from '../errors.js';
 import { idFromFile, INDEX_NAME, inputFsError, openModel, SINGLE_NAME, type Model } from './model.js';
+import { GGUF_EXT, idFromGguf } from './gguf.js';
 
 export interface ModelRef {
   id: string;
@@ -44,11 +45,11 @@ export interface DiscoverOptions {
 export function isModelReadError(err: unknown): err is MotherError {
   if (!(err instanceof MotherError)) return false;
   const c = err.code;
-  return c.startsWith('E_HEADER_') || c.startsWith('E_IO_') || c.startsWith('E_SHARD_') ||
+  return c.startsWith('E_HEADER_') || c.startsWith('E_GGUF_') || c.startsWith('E_IO_') || c.startsWith('E_SHARD_') ||
     c === 'E_INPUT_AMBIGUOUS' || c === 'E_INPUT_UNREADABLE' || c === 'E_INPUT_NOT_FOUND' || c === 'E_INPUT_NO_MODELS';
 }
 
-async function safetensorsIn(dir: string): Promise<{ files: string[]; hasIndex: boolean }> {
+async function safetensorsIn(dir: string): Promise<{ files: string[]; hasIndex: boolean; ggufs: string[] }> {
   let entries;
   try {
     entries = await readdir(dir, { withFileTypes: true });
@@ -56,20 +57,22 @@ async function safetensorsIn(dir: string): Promise<{ files: string[]; hasIndex: 
     throw inputFsError(err, dir, 'folder');
   }
   const files: string[] = [];
+  const ggufs: string[] = [];
   let hasIndex = false;
   for (const e of entries) {
     if (e.name === INDEX_NAME) hasIndex = true;
-    if (!e.name.endsWith('.safetensors')) continue;
-    if (e.isFile()) files.push(e.name);
+    const list = e.name.endsWith('.safetensors') ? files : e.name.endsWith(GGUF_EXT) ? ggufs : null;
+    if (!list) continue;
+    if (e.isFile()) list.push(e.name);
     else if (e.isSymbolicLink()) {
       try {
-        if ((await stat(join(dir, e.name))).isFile()) files.push(e.name);
+        if ((await stat(join(dir, e.name))).isFile()) list.push(e.name);
       } catch {
         /* dangling or looping link: ignored */
       }
     }
   }
-  return { files: files.sort(), hasIndex };
+  return { files: files.sort(), hasIndex, ggufs: ggufs.sort() };
 }
 
 /** A folder is itself a model when it has an index, model.safetensors, or exactly one .safetensors file. */
@@ -77,11 +80,12 @@ async function folderIsModel(dir: string): Promise<boolean> {
   return (await modelFileOf(dir)) !== undefined;
 }
 
-/** The file that makes `dir` a model (its index, model.safetensors, or its one .safetensors file). */
+/** The file that makes `dir` a model (its index, model.safetensors, its one .safetensors file, or its one .gguf). */
 async function modelFileOf(dir: string): Promise<string | undefined> {
-  const { files, hasIndex } = await safetensorsIn(dir);
+  const { files, hasIndex, ggufs } = await safetensorsIn(dir);
   if (hasIndex) return join(dir, INDEX_NAME);
   if (files.includes(SINGLE_NAME)) return join(dir, SINGLE_NAME);
+  if (files.length === 0 && ggufs.length === 1) return join(dir, ggufs[0]!);
   return files.length === 1 ? join(dir, files[0]!) : undefined;
 }
 
@@ -106,6 +110,11 @@ async function linksBack(child: string, collection: string): Promise<boolean> {
   }
 }
 
+async function hasWeights(dir: string): Promise<boolean> {
+  const { files, ggufs } = await safetensorsIn(dir);
+  return files.length > 0 || ggufs.length > 0;
+}
+
 function byName(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
@@ -126,7 +135,7 @@ export async function discoverModels(inputs: string[], options: DiscoverOptions 
     }
     if (seen.has(real)) return;
     seen.add(real);
-    found.push({ id: kind === 'file' ? idFromFile(path) : basename(path), path, realPath: real, kind });
+    found.push({ id: kind === 'file' ? (path.endsWith(GGUF_EXT) ? idFromGguf(path) : idFromFile(path)) : basename(path), path, realPath: real, kind });
   };
   /** A child of a collection: skipped through onSkip when it cannot be read, else the error. */
   const child = async (path: string, run: () => Promise<void>): Promise<void> => {
@@ -176,10 +185,10 @@ export async function discoverModels(inputs: string[], options: DiscoverOptions 
           if (code === 'ELOOP' || code === 'ENOENT') return; // broken or looping link among the children: not a model
           throw inputFsError(err, childPath, 'path');
         }
-        if (cst.isFile() && e.name.endsWith('.safetensors')) {
+        if (cst.isFile() && (e.name.endsWith('.safetensors') || e.name.endsWith(GGUF_EXT))) {
           models++;
           await add(childPath, 'file');
-        } else if (cst.isDirectory() && !(await linksBack(childPath, path)) && (await safetensorsIn(childPath)).files.length > 0) {
+        } else if (cst.isDirectory() && !(await linksBack(childPath, path)) && (await hasWeights(childPath))) {
           models++;
           await add(childPath, 'folder');
         }

@@ -4,7 +4,8 @@
  *   - a folder holding `model.safetensors`;
  *   - a folder holding a sharded checkpoint: `model.safetensors.index.json` + the shards its
  *     weight_map names (model-0000k-of-0000N.safetensors);
- *   - a folder holding a single other `*.safetensors` file.
+ *   - a folder holding a single other `*.safetensors` file;
+ *   - a `.gguf` file, or a folder holding no safetensors and exactly one `.gguf` file (gguf.ts).
  * A folder's id is its whole name (`stable-diffusion-v1.5` keeps its dots).
  * Headers are read and validated natively, off the main thread. No file stays open: the stats
  * runner opens files itself, and checks they still hold the bytes the header promised.
@@ -18,10 +19,11 @@ import { readFile, readdir, stat } from 'node:fs/promises';
 import { basename, join, resolve } from 'node:path';
 import { InputError, ShardError, withCallerStack } from '../errors.js';
 import { cpuAddon, type RawHeader } from '../native.js';
+import { GGUF_EXT, idFromGguf, openGguf, type GgufModelInfo } from './gguf.js';
 
 export interface TensorInfo {
   name: string;
-  /** The header's dtype string ('F32', 'BF16', 'I8', ...). */
+  /** The header's dtype string ('F32', 'BF16', 'I8', ...; for GGUF the ggml type: 'Q8_0', 'Q4_K', ...). */
   dtype: string;
   shape: number[];
   numel: number;
@@ -30,6 +32,8 @@ export interface TensorInfo {
   /** Absolute byte offset of the data in `file`. */
   offset: number;
   byteLength: number;
+  /** GGUF q/k projections stored in llama.cpp's rotary row order (see gguf.ts): the head count to undo it with. */
+  permuteHeads?: number;
 }
 
 export interface Model {
@@ -40,8 +44,10 @@ export interface Model {
   files: string[];
   /** In file order (shard order for sharded models). */
   tensors: Map<string, TensorInfo>;
-  /** __metadata__ of the (first) file, if any. */
+  /** __metadata__ of the (first) file, if any; for GGUF its KV pairs as strings. */
   metadata: Record<string, string> | null;
+  /** Set for a GGUF model (gguf.ts). */
+  gguf?: GgufModelInfo;
   /** Drops the tensor table; no file handles are held. */
   dispose(): void;
 }
@@ -102,7 +108,7 @@ function makeModel(id: string, path: string, headers: RawHeader[], tensors: Map<
   return model;
 }
 
-async function listSafetensors(dir: string): Promise<string[]> {
+async function listSafetensors(dir: string, ext = '.safetensors'): Promise<string[]> {
   let entries;
   try {
     entries = await readdir(dir, { withFileTypes: true });
@@ -111,7 +117,7 @@ async function listSafetensors(dir: string): Promise<string[]> {
   }
   const out: string[] = [];
   for (const e of entries) {
-    if (!e.name.endsWith('.safetensors')) continue;
+    if (!e.name.endsWith(ext)) continue;
     if (e.isFile()) out.push(e.name);
     else if (e.isSymbolicLink()) {
       try {
@@ -215,6 +221,7 @@ export async function openModel(path: string, id?: string): Promise<Model> {
     throw inputFsError(err, full, 'model');
   }
   if (st.isFile()) {
+    if (full.endsWith(GGUF_EXT)) return openGguf(full, id ?? idFromGguf(full));
     const h = await readHeader(full);
     const tensors = new Map<string, TensorInfo>();
     addTensors(tensors, h);
@@ -237,8 +244,13 @@ export async function openModel(path: string, id?: string): Promise<Model> {
     addTensors(tensors, h);
     return makeModel(modelId, full, [h], tensors);
   }
-  if (files.length === 0)
-    throw new InputError('E_INPUT_NO_MODELS', `folder ${full} holds no .safetensors file`, { file: full });
+  if (files.length === 0) {
+    const ggufs = await listSafetensors(full, GGUF_EXT);
+    if (ggufs.length === 1) return openGguf(join(full, ggufs[0]!), modelId, full);
+    if (ggufs.length > 1)
+      throw new InputError('E_INPUT_AMBIGUOUS', `folder ${full} holds ${ggufs.length} .gguf files (${ggufs.slice(0, 4).join(', ')}): pass the files themselves`, { file: full });
+    throw new InputError('E_INPUT_NO_MODELS', `folder ${full} holds no .safetensors or .gguf file`, { file: full });
+  }
   throw new InputError(
     'E_INPUT_AMBIGUOUS',
     `folder ${full} holds ${files.length} .safetensors files (${files.slice(0, 4).join(', ')}${files.length > 4 ? ', ...' : ''}) ` +

@@ -10,6 +10,9 @@ import type { ArchitectureGroup } from '../io/catalogue.js';
 import { jobTensors } from '../io/catalogue.js';
 import type { Backend } from '../types.js';
 import { selectBackend } from './backend.js';
+import { cpuAddon } from '../native.js';
+
+const PLAIN = new Set(['F64', 'F32', 'F16', 'BF16']);
 import { availableParallelism } from 'node:os';
 
 export interface StatsOptions {
@@ -39,7 +42,10 @@ export interface GroupStats {
 export async function runJob(job: Omit<StatsJob, 'threads' | 'device'>, options: StatsOptions = {}): Promise<StatsResult & { fallbackReason?: string }> {
   const { signal } = options;
   if (signal?.aborted) throw new AbortError();
-  const selected = selectBackend(options.backend ?? 'auto', options.device ?? 0);
+  let selected = selectBackend(options.backend ?? 'auto', options.device ?? 0);
+  // GGUF block types and permuted rows are read by the CPU runner only (cpu/dequant.cc).
+  if (selected.name === 'cuda' && job.tensors.some((t) => t.sources.some((s) => s.permuteHeads || !PLAIN.has(s.dtype))))
+    selected = { name: 'cpu', addon: cpuAddon(), fallbackReason: 'CUDA not used: GGUF quantized tensors are dequantised by the CPU backend' };
   const threads = options.threads ?? availableParallelism();
   const token = new selected.addon.CancelToken();
   const onAbort = () => token.cancel();
