@@ -22,6 +22,8 @@ export function checkStats(stats: TensorStats): { N: number; T: number } {
   for (const k of ['sumsq', 'sumabs', 'maxabs', 'dot', 'rank', 'spectrum'] as const) want(k, T * N * N);
   if ((stats.spectrum === undefined) !== (stats.weightSpectrum === undefined) || (stats.spectrum === undefined) !== (stats.spectrumNoise === undefined))
     throw new GraphError('E_GRAPH_INPUT', 'Expected spectrum, weightSpectrum and spectrumNoise together but received only some of them');
+  if (stats.storageBits !== undefined && !(stats.storageBits instanceof Float64Array && stats.storageBits.length === N))
+    throw new GraphError('E_GRAPH_INPUT', `Expected a Float64Array of ${N} values for storageBits`);
   if (stats.spectrumNoise !== undefined && !(stats.spectrumNoise instanceof Float64Array && stats.spectrumNoise.length === T))
     throw new GraphError('E_GRAPH_INPUT', `Expected a Float64Array of ${T} values for spectrumNoise`);
   stats.tensors.forEach((t, i) => {

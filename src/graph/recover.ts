@@ -14,6 +14,7 @@ import { clusterFamilies } from './cluster.js';
 import { marginConfidence, mulberry32, resampleWeights, tally } from './confidence.js';
 import { checkStats, ftDistance, loraDistance, paperFtDistance, paperLoraDistance, relatedness, usableTensors } from './distance.js';
 import { kurtosisDirection, kurtosisVotes, normGrowthScore, orientTree } from './direction.js';
+import { adapterBases, copyRepresentatives } from './copies.js';
 import { repairByInheritance } from './inheritance.js';
 import { detectLora } from './lora.js';
 import { DIRECTION_WEIGHT, hasSpectrum, LENGTH_WEIGHT, spectralDistance, spectralTree, spectrumVotes } from './spectrum.js';
@@ -48,15 +49,37 @@ function checkOptions(o: GraphOptions): Required<Omit<GraphOptions, 'families'>>
 
 /** One family's tree with tensor weights w. Local indices; parent -1 at the root. */
 function buildTree(stats: TensorStats, idx: number[], w: Float64Array, lora: boolean, method: 'mother' | 'paper', lambda: number,
-  evidence: Evidence = 'l2', lengthWeight = LENGTH_WEIGHT, directionWeight = DIRECTION_WEIGHT): Built {
+  evidence: Evidence = 'l2', lengthWeight = LENGTH_WEIGHT, directionWeight = DIRECTION_WEIGHT, copies?: Int32Array): Built {
   const n = idx.length, N = stats.ids.length;
   if (n === 1) return { parent: Int32Array.of(-1), D: new Float64Array(1) };
   if (method === 'mother' && evidence === 'spectrum') {
-    const D = spectralDistance(stats, idx, w, lengthWeight);
-    const cues = [spectrumVotes(stats, idx, w), kurtosisVotes(stats.kurtosis, stats.sumsq, N, stats.tensors, idx, w)];
-    const tree = spectralTree(n, D, cues, directionWeight);
-    const { parent } = repairByInheritance(ftDistance(stats, idx, w).sumsq, n, tree.parent);
-    return { parent, D, rootTotals: tree.total };
+    // The tree over one representative per group of copies (copies.ts); the copies hang below it.
+    // Merged adapters hang from their base and are inserted back on its edges after the tree.
+    const reps = copies ?? Int32Array.from({ length: n }, (_, a) => a);
+    const bases = adapterBases(stats, idx, reps);
+    const local = [...reps.keys()].filter((a) => reps[a] === a && bases[a] < 0), sub = local.map((a) => idx[a]), m = sub.length;
+    const parent = Int32Array.from(reps, (r, a) => (r !== a ? r : bases[a] >= 0 ? bases[a] : -1));
+    let total = new Float64Array(n);
+    if (m > 1) {
+      const D = spectralDistance(stats, sub, w, lengthWeight);
+      const cues = [spectrumVotes(stats, sub, w), kurtosisVotes(stats.kurtosis, stats.sumsq, N, stats.tensors, sub, w)];
+      const tree = spectralTree(m, D, cues, directionWeight);
+      const repaired = repairByInheritance(ftDistance(stats, sub, w).sumsq, m, tree.parent).parent;
+      repaired.forEach((p, k) => (parent[local[k]] = p < 0 ? -1 : local[p]));
+      // A model below a base that is nearer to one of the base's adapters (by L2) was fine-tuned
+      // from that adapter: inserting it on the edge shortens the edge.
+      const sq = ftDistance(stats, idx, w).sumsq;
+      for (const x of local) {
+        const q = parent[x];
+        if (q < 0) continue;
+        let best = -1;
+        for (let a = 0; a < n; a++) if (bases[a] === q && sq[x * n + a] < sq[x * n + (best < 0 ? q : best)]) best = a;
+        if (best >= 0) parent[x] = best;
+      }
+      total = new Float64Array(n).fill(-Infinity);
+      local.forEach((a, k) => (total[a] = tree.total[k]));
+    }
+    return { parent, D: spectralDistance(stats, idx, w, lengthWeight), rootTotals: total };
   }
   const { D: dft } = ftDistance(stats, idx, w);
   if (method === 'paper') {
@@ -115,7 +138,7 @@ export function recoverGraph(stats: TensorStats, options: GraphOptions = {}): Gr
   const fams = clusterFamilies(relatedness(stats), N, opt.families);
   const parent: (number | null)[] = new Array(N).fill(null);
   const family = new Array<number>(N).fill(0);
-  const plans: { idx: number[]; lora: boolean; base: Float64Array; evidence: Evidence }[] = [];
+  const plans: { idx: number[]; lora: boolean; base: Float64Array; evidence: Evidence; copies?: Int32Array }[] = [];
   const families: FamilyResult[] = [];
   const localDist: Float64Array[] = [], localTotals: (Float64Array | undefined)[] = [];
 
@@ -134,7 +157,8 @@ export function recoverGraph(stats: TensorStats, options: GraphOptions = {}): Gr
       if (lora) warnings.push(`family ${f}: LoRA detected (median rank fraction ${v.rankFraction.toFixed(3)} of full rank over ${v.pairs} nearest-neighbour pairs); using the rank distance`);
     }
     const evidence: Evidence = lora ? 'rank' : hasSpectrum(stats, idx) ? 'spectrum' : 'l2';
-    const built = buildTree(stats, idx, base, lora, opt.method, opt.lambda, evidence, opt.lengthWeight, opt.directionWeight);
+    const copies = evidence === 'spectrum' && opt.method === 'mother' ? copyRepresentatives(stats, idx) : undefined;
+    const built = buildTree(stats, idx, base, lora, opt.method, opt.lambda, evidence, opt.lengthWeight, opt.directionWeight, copies);
     const n = idx.length;
     const twins: string[] = [];
     for (let a = 0; a < n; a++) for (let b = a + 1; b < n; b++) if (!(built.D[a * n + b] > 0)) twins.push(`${stats.ids[idx[a]]} = ${stats.ids[idx[b]]}`);
@@ -145,7 +169,7 @@ export function recoverGraph(stats: TensorStats, options: GraphOptions = {}): Gr
       parent[idx[a]] = p < 0 ? null : idx[p];
       if (p < 0) root = idx[a];
     });
-    plans.push({ idx, lora, base, evidence });
+    plans.push({ idx, lora, base, evidence, copies });
     localDist.push(built.D);
     localTotals.push(built.rootTotals);
     families.push({
@@ -161,10 +185,10 @@ export function recoverGraph(stats: TensorStats, options: GraphOptions = {}): Gr
     for (let b = 0; b < opt.bootstrap; b++) {
       const w = resampleWeights(T, rand);
       const rep: (number | null)[] = new Array(N).fill(null);
-      for (const { idx, lora, base, evidence } of plans) {
+      for (const { idx, lora, base, evidence, copies } of plans) {
         const wf = w.map((x, t) => x * base[t]);
         if (!wf.some((x) => x > 0)) { idx.forEach((m) => (rep[m] = parent[m])); continue; }
-        const { parent: p } = buildTree(stats, idx, wf, lora, opt.method, opt.lambda, evidence, opt.lengthWeight, opt.directionWeight);
+        const { parent: p } = buildTree(stats, idx, wf, lora, opt.method, opt.lambda, evidence, opt.lengthWeight, opt.directionWeight, copies);
         p.forEach((q, a) => (rep[idx[a]] = q < 0 ? null : idx[q]));
       }
       reps.push(rep);

@@ -28,6 +28,8 @@ export interface TensorStats {
   weightSpectrum?: Float64Array;
   /** T: spectral entropy of a standard Gaussian matrix of the tensor's block shape (structureless). */
   spectrumNoise?: Float64Array;
+  /** N: mean bits per stored weight (F32 32, BF16 16, Q8_0 8.5, ...): which of two copies is the source. */
+  storageBits?: Float64Array;
 }
 
 export interface GraphOptions {

@@ -71,6 +71,22 @@ export function pooledKurtosis(kurtosis: Float64Array, tensors: { rows: number }
 }
 
 /** Per-tensor statistics of one architecture group, ready for recoverGraph. */
+/** Bits per weight of each storage type (GGUF blocks: their scales included). */
+const BITS: Record<string, number> = { F64: 64, F32: 32, F16: 16, BF16: 16, Q8_0: 8.5, Q6_K: 6.5625, Q5_1: 6, Q5_0: 5.5, Q5_K: 5.5, Q4_1: 5, Q4_0: 4.5, Q4_K: 4.5 };
+
+/** Per model, the element-weighted mean bits per weight of its compared tensors. */
+export function storageBits(group: ArchitectureGroup): Float64Array {
+  const bits = new Float64Array(group.models.length);
+  let total = 0;
+  for (const t of group.tensors) total += t.numel;
+  group.models.forEach((_, k) => {
+    let b = 0;
+    for (const t of group.tensors) b += t.numel * (BITS[t.dtypes[k]!] ?? 32);
+    bits[k] = total ? b / total : 32;
+  });
+  return bits;
+}
+
 export async function groupStatistics(group: ArchitectureGroup, options: StatsOptions = {}): Promise<GroupStats> {
   const tensors: JobTensor[] = jobTensors(group);
   const result = await runJob(
@@ -99,6 +115,7 @@ export async function groupStatistics(group: ArchitectureGroup, options: StatsOp
     ...(result.maxabs ? { maxabs: result.maxabs } : {}),
     dot: result.dot!,
     ...(result.rank ? { rank: result.rank } : {}),
+    storageBits: storageBits(group),
   };
   return {
     stats,
