@@ -201,36 +201,29 @@ async function pipeline(models: Model[], options: RecoverOptions, headerSeconds:
     if (gs.fallbackReason) diagnostics.backendFallback = gs.fallbackReason;
     checkAbort();
 
+    // A per-family pass of extra statistics (rank, spectrum), counted with the statistics stage.
+    const extraPass = async (pass: typeof addRankStatistics, wanted: number[][]) => {
+      const t = performance.now();
+      const extra = await pass(group, gs.stats, wanted, { backend: options.backend, device: options.device, threads: options.threads, signal });
+      diagnostics.bytesRead += extra.bytesRead;
+      diagnostics.seconds.statistics += (performance.now() - t) / 1000;
+      checkAbort();
+    };
+
     // Rank statistics (LoRA distance) where they can matter: every family when distance 'lora' is
     // asked for, else the families whose models look adapter-tuned (see looksAdapterTuned).
     // A single-model group still gets the (empty) rank table: recoverGraph requires it for 'lora'.
     const fams = clusterFamilies(relatedness(gs.stats), group.models.length, options.families);
     if (options.distance === 'lora' || (options.distance !== 'ft' && group.models.length > 1)) {
       const wanted = options.distance === 'lora' ? fams : fams.filter((f) => looksAdapterTuned(gs.stats, f));
-      if (wanted.length) {
-        const tr = performance.now();
-        const extra = await addRankStatistics(group, gs.stats, wanted, {
-          backend: options.backend, device: options.device, threads: options.threads, signal,
-        });
-        diagnostics.bytesRead += extra.bytesRead;
-        diagnostics.seconds.statistics += (performance.now() - tr) / 1000;
-        checkAbort();
-      }
+      if (wanted.length) await extraPass(addRankStatistics, wanted);
     }
 
     // Spectrum statistics (placement and direction of full fine-tuning trees, src/graph/spectrum.ts)
     // for every family: the graph uses them where a family is not LoRA (partly frozen full
     // fine-tunes look adapter-tuned too). The paper's recipe does not use them.
     const spectral = options.method === 'paper' || options.distance === 'lora' ? [] : fams.filter((f) => f.length > 1);
-    if (spectral.length) {
-      const tsp = performance.now();
-      const extra = await addSpectrumStatistics(group, gs.stats, spectral, {
-        backend: options.backend, device: options.device, threads: options.threads, signal,
-      });
-      diagnostics.bytesRead += extra.bytesRead;
-      diagnostics.seconds.statistics += (performance.now() - tsp) / 1000;
-      checkAbort();
-    }
+    if (spectral.length) await extraPass(addSpectrumStatistics, spectral);
 
     const tg = performance.now();
     progress({ stage: 'graph', done: g, total: groups.length });

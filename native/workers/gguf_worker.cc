@@ -6,6 +6,7 @@
 #include "exports.h"
 #include "io/gguf.h"
 #include "workers/errors.h"
+#include "workers/file_parse.h"
 
 namespace mother {
 
@@ -66,67 +67,10 @@ Napi::Object gguf_to_js(Napi::Env env, const std::string& path, const io::GgufFi
   return o;
 }
 
-std::string path_arg(const Napi::CallbackInfo& info) {
-  if (info.Length() < 1 || !info[0].IsString()) throw Error("E_INPUT_PATH", "readGguf expects a file path string");
-  std::string p = info[0].As<Napi::String>().Utf8Value();
-  if (p.empty() || p.find('\0') != std::string::npos)
-    throw Error("E_INPUT_PATH", "readGguf expects a non-empty file path without NUL bytes");
-  return p;
-}
+using Reader = FileParse<io::GgufFile, io::read_gguf, gguf_to_js>;
 
-class GgufWorker : public Napi::AsyncWorker {
- public:
-  GgufWorker(Napi::Env env, std::string path)
-      : Napi::AsyncWorker(env, "mother:readGguf"), deferred_(Napi::Promise::Deferred::New(env)), path_(std::move(path)) {}
-  Napi::Promise promise() { return deferred_.Promise(); }
-  void Execute() override {
-    try {
-      file_ = io::read_gguf(path_);
-    } catch (...) {
-      error_ = current_exception_as_error();
-    }
-  }
-  void OnOK() override {
-    Napi::Env env = Env();
-    Napi::HandleScope scope(env);
-    if (error_) deferred_.Reject(to_js_error(env, *error_).Value());
-    else deferred_.Resolve(gguf_to_js(env, path_, file_));
-  }
-
- private:
-  Napi::Promise::Deferred deferred_;
-  std::string path_;
-  io::GgufFile file_;
-  std::optional<Error> error_;
-};
-
-Napi::Value ReadGguf(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  std::string path;
-  try {
-    path = path_arg(info);
-  } catch (const Error& e) {
-    auto d = Napi::Promise::Deferred::New(env);
-    d.Reject(to_js_error(env, e).Value());
-    return d.Promise();
-  }
-  auto* w = new GgufWorker(env, std::move(path));
-  Napi::Promise p = w->promise();
-  w->Queue();
-  return p;
-}
-
-Napi::Value ReadGgufSync(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  try {
-    std::string path = path_arg(info);
-    return gguf_to_js(env, path, io::read_gguf(path));
-  } catch (const Napi::Error&) {
-    throw;
-  } catch (...) {
-    throw to_js_error(env, current_exception_as_error());
-  }
-}
+Napi::Value ReadGguf(const Napi::CallbackInfo& info) { return Reader::async(info, "readGguf"); }
+Napi::Value ReadGgufSync(const Napi::CallbackInfo& info) { return Reader::sync(info, "readGguf"); }
 
 }  // namespace
 

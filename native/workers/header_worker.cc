@@ -5,6 +5,7 @@
 #include "exports.h"
 #include "io/safetensors.h"
 #include "workers/errors.h"
+#include "workers/file_parse.h"
 
 namespace mother {
 
@@ -45,70 +46,10 @@ Napi::Object header_to_js(Napi::Env env, const std::string& path, const io::Head
   return o;
 }
 
-std::string path_arg(const Napi::CallbackInfo& info) {
-  if (info.Length() < 1 || !info[0].IsString())
-    throw Error("E_INPUT_PATH", "readHeader expects a file path string");
-  std::string p = info[0].As<Napi::String>().Utf8Value();
-  if (p.empty() || p.find('\0') != std::string::npos)
-    throw Error("E_INPUT_PATH", "readHeader expects a non-empty file path without NUL bytes");
-  return p;
-}
+using Reader = FileParse<io::Header, io::read_header, header_to_js>;
 
-class HeaderWorker : public Napi::AsyncWorker {
- public:
-  HeaderWorker(Napi::Env env, std::string path)
-      : Napi::AsyncWorker(env, "mother:readHeader"), deferred_(Napi::Promise::Deferred::New(env)),
-        path_(std::move(path)) {}
-  Napi::Promise promise() { return deferred_.Promise(); }
-
-  void Execute() override {
-    try {
-      header_ = io::read_header(path_);
-    } catch (...) {
-      error_ = current_exception_as_error();
-    }
-  }
-  void OnOK() override {
-    Napi::Env env = Env();
-    Napi::HandleScope scope(env);
-    if (error_) deferred_.Reject(to_js_error(env, *error_).Value());
-    else deferred_.Resolve(header_to_js(env, path_, header_));
-  }
-
- private:
-  Napi::Promise::Deferred deferred_;
-  std::string path_;
-  io::Header header_;
-  std::optional<Error> error_;
-};
-
-Napi::Value ReadHeader(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  std::string path;
-  try {
-    path = path_arg(info);
-  } catch (const Error& e) {
-    auto d = Napi::Promise::Deferred::New(env);
-    d.Reject(to_js_error(env, e).Value());
-    return d.Promise();
-  }
-  auto* w = new HeaderWorker(env, std::move(path));
-  Napi::Promise p = w->promise();
-  w->Queue();
-  return p;
-}
-
-Napi::Value ReadHeaderSync(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  try {
-    std::string path = path_arg(info);
-    return header_to_js(env, path, io::read_header(path));
-  } catch (const Napi::Error&) {
-    throw;
-  } catch (...) {
-    throw to_js_error(env, current_exception_as_error());
-  }
-}
+Napi::Value ReadHeader(const Napi::CallbackInfo& info) { return Reader::async(info, "readHeader"); }
+Napi::Value ReadHeaderSync(const Napi::CallbackInfo& info) { return Reader::sync(info, "readHeader"); }
 
 }  // namespace
 

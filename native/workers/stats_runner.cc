@@ -506,6 +506,19 @@ class Runner {
     for (size_t t : spectrum_tensors_) spectrum_tensor(tid, t, raw);
   }
 
+  // Thread 0 sizes whole_ (zeroed) for a whole-tensor pass; every thread waits for it. false: stop.
+  bool allocate_whole(unsigned tid, size_t elems) {
+    if (tid == 0) {
+      try {
+        whole_.assign(elems, 0.0f);
+      } catch (...) {
+        fail();
+      }
+    }
+    sync(tid, 0);
+    return !stop_;
+  }
+
   // The spectrum pass of one tensor: every model's block (sampled rows, read whole, then the
   // sampled columns) into whole_, then N + N(N-1)/2 tasks (each model's own spectrum, then each
   // pair's difference) taken dynamically; the cancel flag is checked between tasks.
@@ -514,15 +527,7 @@ class Runner {
     const jobs::Tensor& ten = job_.tensors[t];
     const Block& bl = blocks_[t];
     const size_t R = bl.rows.size(), C = bl.cols.size(), E = R * C;
-    if (tid == 0) {
-      try {
-        whole_.assign(E * N_, 0.0f);
-      } catch (...) {
-        fail();
-      }
-    }
-    sync(tid, 0);
-    if (stop_) return;
+    if (!allocate_whole(tid, E * N_)) return;
     std::vector<double> none;
     try {
       std::vector<float> row(C == ten.cols ? 0 : size_t(ten.cols));
@@ -578,15 +583,7 @@ class Runner {
     if (stop_) return;
     const jobs::Tensor& ten = job_.tensors[t];
     uint64_t numel = ten.numel();
-    if (tid == 0) {
-      try {
-        whole_.assign(size_t(numel) * N_, 0.0f);
-      } catch (...) {
-        fail();
-      }
-    }
-    sync(tid, 0);
-    if (stop_) return;
+    if (!allocate_whole(tid, size_t(numel) * N_)) return;
     std::vector<double> none;
     try {
       for (size_t k; !halted() && (k = next_model_.fetch_add(1)) < N_;)
