@@ -164,9 +164,13 @@ export function printTable(rows) {
     console.log(`  ${split.padEnd(18)} ${String(m.models).padStart(3)} ${String(m.trees).padStart(5)}  ${f3(m.edge)}   ${p?.error ? 'error' : f3(p?.edge)}  ${k ? (k.error ? 'error' : f3(k.edge)) : ' -   '}    ${f3(m.undirected)}  ${f3(m.ari)}  ${f3(m.ece)}  ${f3(m.auc).padEnd(5)}  ${m.evidence.padEnd(14)}  ` +
       `${m.bar === undefined ? '' : `${m.pass ? 'ok' : 'MISSED'} (>= ${m.bar}, ARI 1)`}${worse}${m.notRead.length ? `  (${m.notRead.length} not read, counted wrong)` : ''}`);
   }
-  const pooled = rows.filter((r) => r.method === 'mother' && !r.error && !r.split.startsWith('extra/') && r.untyped).flatMap((r) => r.calls);
-  const right = pooled.filter((c) => c.right).map((c) => c.confidence), wrong = pooled.filter((c) => !c.right).map((c) => c.confidence);
-  console.log(`  ${'pooled (untyped)'.padEnd(18)} ${String(pooled.length).padStart(3)} calls, ${wrong.length} wrong: ECE ${f3(calibrationError(pooled))}, AUC ${f3(separationAuc(right, wrong))} (targets: ECE <= 0.05)`);
+  const pool = (label, keep) => {
+    const calls = rows.filter((r) => r.method === 'mother' && !r.error && r.untyped && keep(r)).flatMap((r) => r.calls);
+    const right = calls.filter((c) => c.right).map((c) => c.confidence), wrong = calls.filter((c) => !c.right).map((c) => c.confidence);
+    console.log(`  ${label.padEnd(18)} ${String(calls.length).padStart(3)} calls, ${wrong.length} wrong: ECE ${f3(calibrationError(calls))}, AUC ${f3(separationAuc(right, wrong))} (targets: ECE <= 0.05)`);
+  };
+  pool('pooled (public)', (r) => !r.split.startsWith('extra/'));
+  if (rows.some((r) => r.split.startsWith('extra/'))) pool('pooled (+ extra)', () => true);
 }
 
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
