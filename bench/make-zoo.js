@@ -1,4 +1,4 @@
-// A synthetic zoo with known ancestry, for scale runs past the 39 models of /work/shared/zoo.
+// A synthetic zoo with known ancestry, for scale runs past the 39 models of ../shared/zoo.
 //   node bench/make-zoo.js OUT [--trees 5] [--branching 3] [--depth 3] [--dim 128] [--layers 2] [--seed 1]
 // Writes OUT/<id>/model.safetensors (float32) and OUT/truth.json ({split, models: [{id, path, parent}]}).
 // Roots: heavy-tailed weights (Laplace, excess kurtosis 3) with a root-specific random layout, so
