@@ -55,6 +55,12 @@ export interface RecoverOptions {
    * the others are still recovered. true: the first such model fails the whole call.
    */
   strict?: boolean;
+  /**
+   * 'auto' (default): architecture groups of more than 512 models take the scale path (per-model
+   * sketches, candidate pairs, exact statistics per sketch family; docs/scale.md), smaller ones the
+   * exact all-pairs path. 'exact' / 'sketch' force one or the other.
+   */
+  scale?: 'auto' | 'exact' | 'sketch';
 }
 
 export interface RecoveredModel {
@@ -128,6 +134,8 @@ export interface Diagnostics {
    * addon is not built'), or null. Information, not a warning: nobody asked for CUDA.
    */
   backendFallback: string | null;
+  /** Present when a group took the scale path (docs/scale.md): candidates, recall, time per stage. */
+  scale?: import('./scale/recover.js').ScaleDiagnostics;
 }
 
 export interface RecoverResult {
