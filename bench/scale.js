@@ -26,15 +26,18 @@ const familyKind = arg('--family', 'wide');
 const bootstrap = Number(arg('--bootstrap', '50'));
 const dist = resolve(arg('--dist', join(root, 'dist')));
 const compare = argv.includes('--compare');
+// --incremental: per size, a cold run with --cache without one leaf model, then the run after
+// adding it back (1 model added to a cached N-1), then a warm run with nothing changed.
+const incremental = argv.includes('--incremental');
 const TIME = '/usr/bin/time';
 
 const CHILD = `
 import { writeFileSync } from 'node:fs';
-const [indexUrl, dir, mode, bootstrap, out] = process.argv.slice(2);
+const [indexUrl, dir, mode, bootstrap, out, cache] = process.argv.slice(2);
 const { recover } = await import(indexUrl);
 const stages = {}; let last = performance.now(), stage = 'start';
 const t0 = performance.now();
-const r = await recover(dir, { bootstrap: Number(bootstrap), ...(mode === 'auto' ? {} : { scale: mode }),
+const r = await recover(dir, { bootstrap: Number(bootstrap), ...(mode === 'auto' ? {} : { scale: mode }), ...(cache ? { cache } : {}),
   onProgress: (e) => { if (e.stage !== stage) { const now = performance.now(); stages[stage] = (stages[stage] ?? 0) + (now - last) / 1000; last = now; stage = e.stage; } } });
 const now = performance.now(); stages[stage] = (stages[stage] ?? 0) + (now - last) / 1000;
 writeFileSync(out, JSON.stringify({ seconds: (now - t0) / 1000, stages, parents: Object.fromEntries(r.models.map((m) => [m.id, m.parent])),
@@ -62,13 +65,13 @@ function zooFor(n) {
   return { dir, truth };
 }
 
-async function once(dir, m) {
+async function once(dir, m, cache) {
   const tmp = mkdtempSync(join(tmpdir(), 'mother-scale-'));
   const script = join(tmp, 'child.mjs'), out = join(tmp, 'out.json');
   writeFileSync(script, CHILD);
   try {
     const useTime = existsSync(TIME) && process.env.MOTHER_BENCH_NO_TIME !== '1';
-    const args = [script, pathToFileURL(join(dist, 'index.js')).href, dir, m, String(bootstrap), out];
+    const args = [script, pathToFileURL(join(dist, 'index.js')).href, dir, m, String(bootstrap), out, ...(cache ? [cache] : [])];
     process.env.MOTHER_SCALE_CANDIDATES = join(tmp, 'candidates.json');
     const r = useTime ? await run(TIME, ['-v', process.execPath, ...args]) : await run(process.execPath, args);
     if (r.code !== 0 || !existsSync(out)) throw new Error(`child failed (${r.code}): ${r.stderr.slice(-2000)}`);
@@ -86,6 +89,22 @@ console.log(`scale bench: ${familyKind} zoos, 100 tensors of ${dim}x${dim}, mode
 console.log('      N  mode     wall s  peak MB  edge acc  recall  stages (s)');
 for (const n of sizes) {
   const { dir, truth } = zooFor(n);
+  if (incremental) {
+    const { renameSync } = await import('node:fs');
+    const leaf = truth.models.at(-1).id, away = join(dirname(dir), `.away-${leaf}`);
+    const cache = join(mkdtempSync(join(tmpdir(), 'mother-scale-cache-')), 'cache.sqlite');
+    renameSync(join(dir, leaf), away);
+    let cold;
+    try { cold = await once(dir, mode, cache); } finally { renameSync(away, join(dir, leaf)); }
+    const add = await once(dir, mode, cache), warm = await once(dir, mode, cache);
+    const fmt = (label, r) => console.log(`${String(r.diagnostics.scale?.models ?? '?').padStart(7)}  ${label.padEnd(7)} ${r.wall.toFixed(1).padStart(7)} ${r.rssMB.toFixed(0).padStart(8)}  cache ${JSON.stringify(r.diagnostics.scale?.cache)}  stages ${JSON.stringify(r.diagnostics.scale?.seconds)}`);
+    fmt('cold', cold); fmt('add 1', add); fmt('warm', warm);
+    const same = Object.keys(add.parents).every((id) => add.parents[id] === warm.parents[id]);
+    console.log(`         add-1 run ${(100 * add.wall / cold.wall).toFixed(1)}% of the cold run; parents equal to a full recompute: ${same && truth.models.every((t) => add.parents[t.id] === t.parent) ? 'yes (and to the truth)' : same ? 'yes' : 'NO'}`);
+    rows.push({ n: truth.models.length, incremental: { cold: cold.wall, add: add.wall, warm: warm.wall, coldRssMB: cold.rssMB, addRssMB: add.rssMB, cache: add.diagnostics.scale?.cache, addStages: add.diagnostics.scale?.seconds } });
+    rmSync(dirname(cache), { recursive: true, force: true });
+    continue;
+  }
   const modes = [mode, ...(compare && truth.models.length <= 2000 && mode !== 'exact' ? ['exact'] : [])];
   const got = {};
   for (const m of modes) {

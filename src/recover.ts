@@ -19,6 +19,7 @@ import type { Diagnostics, Family, ProgressEvent, RecoveredModel, RecoverOptions
 import { MAX_THREADS } from './util/limits.js';
 import { recoverGroupScaled, SCALE_AUTO_MODELS } from './scale/recover.js';
 import { sketchable } from './stats/sketch.js';
+import { StatsCache } from './store/cache.js';
 import { checkOptionKeys } from './util/options.js';
 
 const METHODS = ['mother', 'paper'] as const;
@@ -28,7 +29,7 @@ const BACKENDS = ['auto', 'cpu', 'cuda'] as const;
 /** Every key recover() reads; anything else is a mistake (a typo, an option of another tool). */
 export const RECOVER_OPTION_KEYS: readonly (keyof RecoverOptions)[] = [
   'backend', 'device', 'threads', 'signal', 'onProgress', 'method', 'distance', 'lambda', 'include', 'exclude',
-  'squareOnly', 'minElements', 'families', 'bootstrap', 'seed', 'strict', 'scale',
+  'squareOnly', 'minElements', 'families', 'bootstrap', 'seed', 'strict', 'scale', 'cache',
 ];
 const SCALES = ['auto', 'exact', 'sketch'] as const;
 
@@ -68,6 +69,9 @@ export function checkRecoverOptions(o: RecoverOptions): void {
   if (o.scale !== undefined && !SCALES.includes(o.scale)) throw expected('one of auto|exact|sketch', 'scale', o.scale);
   if (o.scale === 'sketch' && o.families !== undefined)
     throw new InputError('E_INPUT_OPTION', "families cannot be forced with scale 'sketch' (the scale path infers families from the sketches)");
+  if (o.cache !== undefined && !(typeof o.cache === 'string' && o.cache.length > 0)) throw expected('a file path', 'cache', o.cache);
+  if (o.cache !== undefined && o.scale === 'exact')
+    throw new InputError('E_INPUT_OPTION', "cache works on the scale path; it cannot be used with scale 'exact'");
   if (o.onProgress !== undefined && typeof o.onProgress !== 'function') throw expected('a function', 'onProgress', o.onProgress);
   if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) throw expected('an AbortSignal', 'signal', o.signal);
   for (const k of ['squareOnly', 'strict'] as const)
@@ -185,6 +189,8 @@ async function pipeline(models: Model[], options: RecoverOptions, headerSeconds:
     bootstrap: options.bootstrap, seed: options.seed,
   };
 
+  const store = options.cache !== undefined ? new StatsCache(options.cache) : undefined;
+  try {
   for (const [g, group] of groups.entries()) {
     diagnostics.tensorsSkipped.push(...group.skipped);
     diagnostics.tensorsUsed += group.tensors.length;
@@ -192,9 +198,9 @@ async function pipeline(models: Model[], options: RecoverOptions, headerSeconds:
       throw new InputError('E_INPUT_NO_TENSORS', `no tensor can be compared across the ${group.models.length} model(s) of architecture group ${g + 1} (${group.models.slice(0, 3).map((m) => m.id).join(', ')}${group.models.length > 3 ? ', ...' : ''}); ${group.skipped.length} tensor(s) were skipped — see the include/exclude options`);
     const groupElements = group.tensors.reduce((a, t) => a + t.numel, 0) * group.models.length;
     // The scale path (src/scale/recover.ts): sketches, candidate pairs, exact statistics per family.
-    const scaled = options.scale === 'sketch' || (options.scale !== 'exact' && options.families === undefined && group.models.length > SCALE_AUTO_MODELS);
+    const scaled = options.scale === 'sketch' || (options.scale !== 'exact' && options.families === undefined && (store !== undefined || group.models.length > SCALE_AUTO_MODELS));
     if (scaled && sketchable(group)) {
-      const s = await recoverGroupScaled(group, options, graphOptions, progress);
+      const s = await recoverGroupScaled(group, options, graphOptions, progress, store);
       doneBefore += groupElements;
       Object.assign(diagnostics, { backend: s.backend, device: s.device, threads: s.threads, scale: s.scale });
       diagnostics.bytesRead += s.bytesRead;
@@ -287,6 +293,9 @@ async function pipeline(models: Model[], options: RecoverOptions, headerSeconds:
         ...(ru ? { runnerUp: { parent: ru.parent === null ? null : ids[ru.parent]!, confidence: ru.confidence } } : {}),
       });
     });
+  }
+  } finally {
+    store?.close();
   }
   for (const m of skippedModels) diagnostics.warnings.push(`skipped model ${m.path}: ${m.message} [${m.code}]`);
   // Rows in discovery order, whatever the grouping.

@@ -61,6 +61,12 @@ export interface RecoverOptions {
    * exact all-pairs path. 'exact' / 'sketch' force one or the other.
    */
   scale?: 'auto' | 'exact' | 'sketch';
+  /**
+   * A cache file (SQLite, created when missing): per-model sketches and per-family results keyed
+   * by file content, so a second run, or a run after adding models, reuses the work. Implies the
+   * scale path (scale 'auto' takes it for every group); docs/scale.md.
+   */
+  cache?: string;
 }
 
 export interface RecoveredModel {

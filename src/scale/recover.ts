@@ -15,6 +15,8 @@
  */
 import { performance } from 'node:perf_hooks';
 import { writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import type { StatsCache } from '../store/cache.js';
 import { AbortError } from '../errors.js';
 import { clusterFamilies, recoverGraph, relatedness } from '../graph/index.js';
 import { sparseRecover, type SparseFamily } from '../graph/sparse.js';
@@ -47,6 +49,8 @@ export interface ScaleDiagnostics {
   /** Share of models whose recovered parent is among the sketch candidates (either way round). */
   candidateRecall: number | null;
   seconds: { sketch: number; candidates: number; exact: number; sparse: number };
+  /** With a cache: entries found and computed (sketches per model, results per exact family). */
+  cache?: { hits: { sketch: number; family: number }; misses: { sketch: number; family: number } };
 }
 
 export interface ScaledGroup {
@@ -72,7 +76,7 @@ function subgroup(group: ArchitectureGroup, members: number[]): ArchitectureGrou
 }
 
 export async function recoverGroupScaled(group: ArchitectureGroup, options: RecoverOptions, graphOptions: GraphOptions,
-  progress: (e: ProgressEvent) => void): Promise<ScaledGroup> {
+  progress: (e: ProgressEvent) => void, store?: StatsCache): Promise<ScaledGroup> {
   const N = group.models.length, T = group.tensors.length;
   const { signal } = options;
   const checkAbort = () => { if (signal?.aborted) throw new AbortError(); };
@@ -81,7 +85,9 @@ export async function recoverGroupScaled(group: ArchitectureGroup, options: Reco
   let statisticsSeconds = 0, graphSeconds = 0;
 
   let t = performance.now();
-  const sk = await sketchGroup(group, { ...statsOptions, onModels: (done, total) => progress({ stage: 'statistics', done, total, message: 'sketch' }) });
+  const keys = store?.modelKeys(group);
+  const cache = store && keys ? { store, keys } : undefined;
+  const sk = await sketchGroup(group, { ...statsOptions, ...(cache ? { cache } : {}), onModels: (done, total) => progress({ stage: 'statistics', done, total, message: 'sketch' }) });
   let bytesRead = sk.bytesRead;
   seconds.sketch = (performance.now() - t) / 1000;
   checkAbort();
@@ -116,6 +122,29 @@ export async function recoverGroupScaled(group: ArchitectureGroup, options: Reco
   let backend: 'cpu' | 'cuda' = 'cpu', device = '', threads = 0, fallbackReason: string | undefined;
   let exactFamilies = 0, sparseFamilies = 0, done = 0;
 
+  const exactFamily = async (members: number[]): Promise<GraphResult> => {
+    const t1 = performance.now();
+    const sub = subgroup(group, members);
+    const gs = await groupStatistics(sub, statsOptions);
+    backend = gs.backend; device = gs.device; threads = gs.threads;
+    if (gs.fallbackReason) fallbackReason = gs.fallbackReason;
+    bytesRead += gs.bytesRead;
+  const n = members.length;
+  const local = clusterFamilies(relatedness(gs.stats), n, undefined);
+  if (options.distance === 'lora' || (options.distance !== 'ft' && n > 1)) {
+    const wanted = options.distance === 'lora' ? local : local.filter((f) => looksAdapterTuned(gs.stats, f));
+    if (wanted.length) bytesRead += (await addRankStatistics(sub, gs.stats, wanted, statsOptions)).bytesRead;
+  }
+  const spectral = options.method === 'paper' || options.distance === 'lora' ? [] : local.filter((f) => f.length > 1);
+  if (spectral.length) bytesRead += (await addSpectrumStatistics(sub, gs.stats, spectral, statsOptions)).bytesRead;
+  const t2 = performance.now();
+  const g = recoverGraph(gs.stats, { ...graphOptions, families: undefined });
+  const t3 = performance.now();
+  statisticsSeconds += (t2 - t1) / 1000;
+  graphSeconds += (t3 - t2) / 1000;
+    return g;
+  };
+
   for (const members of sketchFamilies) {
     checkAbort();
     progress({ stage: 'graph', done, total: N, message: 'families' });
@@ -123,25 +152,11 @@ export async function recoverGroupScaled(group: ArchitectureGroup, options: Reco
     if (members.length <= EXACT_FAMILY_MAX) {
       exactFamilies++;
       const t1 = performance.now();
-      const sub = subgroup(group, members);
-      const gs = await groupStatistics(sub, statsOptions);
-      backend = gs.backend; device = gs.device; threads = gs.threads;
-      if (gs.fallbackReason) fallbackReason = gs.fallbackReason;
-      bytesRead += gs.bytesRead;
-      const n = members.length;
-      const local = clusterFamilies(relatedness(gs.stats), n, undefined);
-      if (options.distance === 'lora' || (options.distance !== 'ft' && n > 1)) {
-        const wanted = options.distance === 'lora' ? local : local.filter((f) => looksAdapterTuned(gs.stats, f));
-        if (wanted.length) bytesRead += (await addRankStatistics(sub, gs.stats, wanted, statsOptions)).bytesRead;
-      }
-      const spectral = options.method === 'paper' || options.distance === 'lora' ? [] : local.filter((f) => f.length > 1);
-      if (spectral.length) bytesRead += (await addSpectrumStatistics(sub, gs.stats, spectral, statsOptions)).bytesRead;
-      const t2 = performance.now();
-      const g = recoverGraph(gs.stats, { ...graphOptions, families: undefined });
-      const t3 = performance.now();
-      statisticsSeconds += (t2 - t1) / 1000;
-      graphSeconds += (t3 - t2) / 1000;
-      seconds.exact += (t3 - t1) / 1000;
+      const familyKey = keys && createHash('sha256').update(JSON.stringify([members.map((m) => keys[m]), graphOptions, options.method ?? null, options.distance ?? null])).digest('hex');
+      const cached = familyKey ? store!.family<GraphResult>(familyKey) : undefined;
+      const g = cached ?? await exactFamily(members);
+      if (familyKey && !cached) store!.putFamilyResult(familyKey, g);
+      seconds.exact += (performance.now() - t1) / 1000;
       warnings.push(...g.warnings.map((w) => `models ${group.models[members[0]!]!.id}..: ${w}`));
       const base = fams.length;
       members.forEach((m, a) => {
@@ -189,6 +204,7 @@ export async function recoverGroupScaled(group: ArchitectureGroup, options: Reco
   const scale: ScaleDiagnostics = {
     mode: 'sketch', models: N, k: K, candidatePairs: pairSet.size, widened: cand.widened, thin: cand.thin.length,
     exactFamilies, sparseFamilies, candidateRecall: withParent ? hit / withParent : null, seconds,
+    ...(store ? { cache: { hits: { ...store.hits }, misses: { ...store.misses } } } : {}),
   };
   return {
     graph: { parent, confidence, family, families, runnerUp, warnings },

@@ -18,6 +18,7 @@ import type { ArchitectureGroup } from '../io/catalogue.js';
 import { jobTensors } from '../io/catalogue.js';
 import { runJob, type StatsOptions } from './compute.js';
 import { mulberry32 } from '../graph/confidence.js';
+import type { StatsCache } from '../store/cache.js';
 
 /** Elements sampled per tensor (windows of WINDOW contiguous elements at seeded offsets). */
 export const SAMPLE = 32;
@@ -84,7 +85,7 @@ export function samplePositions(numel: number, t: number, S = SAMPLE): number[] 
 }
 
 /** The sketch of every model of the group: one pass (moments natively, samples in JS). */
-export async function sketchGroup(group: ArchitectureGroup, options: StatsOptions & { onModels?: (done: number, total: number) => void } = {}): Promise<Sketch> {
+export async function sketchGroup(group: ArchitectureGroup, options: StatsOptions & { onModels?: (done: number, total: number) => void; cache?: { store: StatsCache; keys: string[] } } = {}): Promise<Sketch> {
   const N = group.models.length, T = group.tensors.length;
   const all = jobTensors(group);
   const mean = new Float64Array(T * N), m2 = new Float64Array(T * N), kurtosis = new Float64Array(T * N);
@@ -94,34 +95,54 @@ export async function sketchGroup(group: ArchitectureGroup, options: StatsOption
   for (let t = 0; t < T; t++) off[t + 1] = off[t]! + positions[t]!.length;
   const S = off[T]!;
   const x = new Float32Array(N * S), z = new Float32Array(N * S);
-  for (let b0 = 0; b0 < N; b0 += MOMENT_BATCH) {
+  const cache = options.cache;
+  const fill = (k: number) => {
+    for (let t = 0; t < T; t++) {
+      const numel = group.tensors[t]!.numel, cnt = off[t + 1]! - off[t]!;
+      const mu = mean[t * N + k]!, sd = Math.sqrt(m2[t * N + k]! / numel), scale = Math.sqrt(numel / cnt);
+      for (let c = off[t]!; c < off[t + 1]!; c++) {
+        const v = x[k * S + c]!;
+        z[k * S + c] = sd > 0 ? (v - mu) / sd : 0;
+        x[k * S + c] = v * scale;
+      }
+    }
+  };
+  // Cached sketches first; the rest in batches through the native moments job.
+  const missing: number[] = [];
+  for (let k = 0; k < N; k++) {
+    const hit = cache?.store.sketch(cache.keys[k]!);
+    if (hit && hit.moments.length === 3 * T && hit.sample.length === S) {
+      for (let t = 0; t < T; t++) { mean[t * N + k] = hit.moments[3 * t]!; m2[t * N + k] = hit.moments[3 * t + 1]!; kurtosis[t * N + k] = hit.moments[3 * t + 2]!; }
+      x.set(hit.sample, k * S);
+      fill(k);
+    } else missing.push(k);
+  }
+  let doneModels = N - missing.length;
+  for (let b0 = 0; b0 < missing.length; b0 += MOMENT_BATCH) {
     if (options.signal?.aborted) throw new AbortError();
-    const b1 = Math.min(N, b0 + MOMENT_BATCH), n = b1 - b0;
+    const batch = missing.slice(b0, b0 + MOMENT_BATCH), n = batch.length;
     const r = await runJob({
-      tensors: all.map((t) => ({ ...t, sources: t.sources.slice(b0, b1) })), models: n,
+      tensors: all.map((t) => ({ ...t, sources: batch.map((k) => t.sources[k]!) })), models: n,
       kurtosis: true, sumsq: false, sumabs: false, maxabs: false, dot: false, rank: false, perTensor: true,
     }, { ...options, onProgress: undefined });
     bytesRead += r.bytesRead;
     const m = r.moments!;
-    for (let t = 0; t < T; t++)
-      for (let k = 0; k < n; k++) {
-        mean[t * N + b0 + k] = m.mean[t * n + k]!;
-        m2[t * N + b0 + k] = m.m2[t * n + k]!;
-        kurtosis[t * N + b0 + k] = m.kurtosis[t * n + k]!;
-      }
-    for (let k = b0; k < b1; k++) {
-      readSamples(group, k, positions, off, x.subarray(k * S, (k + 1) * S));
+    const entries: { key: string; moments: Float64Array; sample: Float32Array }[] = [];
+    batch.forEach((k, q) => {
+      const moments = new Float64Array(3 * T);
       for (let t = 0; t < T; t++) {
-        const numel = group.tensors[t]!.numel, cnt = off[t + 1]! - off[t]!;
-        const mu = mean[t * N + k]!, sd = Math.sqrt(m2[t * N + k]! / numel), scale = Math.sqrt(numel / cnt);
-        for (let c = off[t]!; c < off[t + 1]!; c++) {
-          const v = x[k * S + c]!;
-          z[k * S + c] = sd > 0 ? (v - mu) / sd : 0;
-          x[k * S + c] = v * scale;
-        }
+        mean[t * N + k] = moments[3 * t] = m.mean[t * n + q]!;
+        m2[t * N + k] = moments[3 * t + 1] = m.m2[t * n + q]!;
+        kurtosis[t * N + k] = moments[3 * t + 2] = m.kurtosis[t * n + q]!;
       }
-    }
-    options.onModels?.(b1, N);
+      const row = x.subarray(k * S, (k + 1) * S);
+      readSamples(group, k, positions, off, row);
+      if (cache) entries.push({ key: cache.keys[k]!, moments, sample: row.slice() });
+      fill(k);
+    });
+    cache?.store.putSketches(entries);
+    doneModels += n;
+    options.onModels?.(doneModels, N);
   }
   return { N, T, mean, m2, kurtosis, off, x, z, S, bytesRead };
 }
