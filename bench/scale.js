@@ -41,7 +41,7 @@ const r = await recover(dir, { bootstrap: Number(bootstrap), ...(mode === 'auto'
   onProgress: (e) => { if (e.stage !== stage) { const now = performance.now(); stages[stage] = (stages[stage] ?? 0) + (now - last) / 1000; last = now; stage = e.stage; } } });
 const now = performance.now(); stages[stage] = (stages[stage] ?? 0) + (now - last) / 1000;
 writeFileSync(out, JSON.stringify({ seconds: (now - t0) / 1000, stages, parents: Object.fromEntries(r.models.map((m) => [m.id, m.parent])),
-  diagnostics: r.diagnostics, maxRssKB: process.resourceUsage().maxRSS }));
+  diagnostics: r.diagnostics, scale: r.scale, maxRssKB: process.resourceUsage().maxRSS }));
 `;
 
 function run(cmd, args) {
@@ -97,11 +97,11 @@ for (const n of sizes) {
     let cold;
     try { cold = await once(dir, mode, cache); } finally { renameSync(away, join(dir, leaf)); }
     const add = await once(dir, mode, cache), warm = await once(dir, mode, cache);
-    const fmt = (label, r) => console.log(`${String(r.diagnostics.scale?.models ?? '?').padStart(7)}  ${label.padEnd(7)} ${r.wall.toFixed(1).padStart(7)} ${r.rssMB.toFixed(0).padStart(8)}  cache ${JSON.stringify(r.diagnostics.scale?.cache)}  stages ${JSON.stringify(r.diagnostics.scale?.seconds)}`);
+    const fmt = (label, r) => console.log(`${String(r.scale?.models ?? '?').padStart(7)}  ${label.padEnd(7)} ${r.wall.toFixed(1).padStart(7)} ${r.rssMB.toFixed(0).padStart(8)}  cache ${JSON.stringify(r.scale?.cache)}  stages ${JSON.stringify(r.scale?.seconds)}`);
     fmt('cold', cold); fmt('add 1', add); fmt('warm', warm);
     const same = Object.keys(add.parents).every((id) => add.parents[id] === warm.parents[id]);
     console.log(`         add-1 run ${(100 * add.wall / cold.wall).toFixed(1)}% of the cold run; parents equal to a full recompute: ${same && truth.models.every((t) => add.parents[t.id] === t.parent) ? 'yes (and to the truth)' : same ? 'yes' : 'NO'}`);
-    rows.push({ n: truth.models.length, incremental: { cold: cold.wall, add: add.wall, warm: warm.wall, coldRssMB: cold.rssMB, addRssMB: add.rssMB, cache: add.diagnostics.scale?.cache, addStages: add.diagnostics.scale?.seconds } });
+    rows.push({ n: truth.models.length, incremental: { cold: cold.wall, add: add.wall, warm: warm.wall, coldRssMB: cold.rssMB, addRssMB: add.rssMB, cache: add.scale?.cache, addStages: add.scale?.seconds } });
     rmSync(dirname(cache), { recursive: true, force: true });
     continue;
   }
@@ -111,7 +111,7 @@ for (const n of sizes) {
     const r = await once(dir, m);
     got[m] = r;
     const right = truth.models.filter((t) => r.parents[t.id] === t.parent).length;
-    const sk = r.diagnostics.scale;
+    const sk = r.scale;
     // Recall of the true parent: is it among the child's candidates, or the child among the parent's?
     let recall;
     if (r.cands) {

@@ -190,6 +190,7 @@ async function pipeline(models: Model[], options: RecoverOptions, headerSeconds:
   };
 
   const store = options.cache !== undefined ? new StatsCache(options.cache) : undefined;
+  let scale: RecoverResult['scale'];
   try {
   for (const [g, group] of groups.entries()) {
     diagnostics.tensorsSkipped.push(...group.skipped);
@@ -202,7 +203,8 @@ async function pipeline(models: Model[], options: RecoverOptions, headerSeconds:
     if (scaled && sketchable(group)) {
       const s = await recoverGroupScaled(group, options, graphOptions, progress, store);
       doneBefore += groupElements;
-      Object.assign(diagnostics, { backend: s.backend, device: s.device, threads: s.threads, scale: s.scale });
+      Object.assign(diagnostics, { backend: s.backend, device: s.device, threads: s.threads });
+      scale = s.scale;
       diagnostics.bytesRead += s.bytesRead;
       diagnostics.seconds.statistics += s.statisticsSeconds;
       diagnostics.seconds.graph += s.graphSeconds;
@@ -302,5 +304,5 @@ async function pipeline(models: Model[], options: RecoverOptions, headerSeconds:
   const order = new Map(models.map((m, i) => [m.id, i]));
   rows.sort((a, b) => order.get(a.id)! - order.get(b.id)!);
   checkAbort(); // an abort during the last group's graph stage still wins
-  return { models: rows, families, diagnostics };
+  return { models: rows, families, diagnostics, ...(scale ? { scale } : {}) };
 }

@@ -140,12 +140,15 @@ export interface Diagnostics {
    * addon is not built'), or null. Information, not a warning: nobody asked for CUDA.
    */
   backendFallback: string | null;
-  /** Present when a group took the scale path (docs/scale.md): candidates, recall, time per stage. */
-  scale?: import('./scale/recover.js').ScaleDiagnostics;
 }
 
 export interface RecoverResult {
   models: RecoveredModel[];
   families: Family[];
   diagnostics: Diagnostics;
+  /**
+   * Present when a group took the scale path (docs/scale.md): candidates, recall, cache hits,
+   * time per stage. Not part of the JSON report.
+   */
+  scale?: import('./scale/recover.js').ScaleDiagnostics;
 }

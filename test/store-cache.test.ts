@@ -51,11 +51,11 @@ describe('--cache', () => {
     const exact = await recover(zoo, { scale: 'exact', bootstrap: 5 });
     const first = await recover(zoo, { cache, bootstrap: 5 });
     expect(parents(first)).toEqual(parents(exact));
-    expect(first.diagnostics.scale?.cache?.misses.sketch).toBe(21);
+    expect(first.scale?.cache?.misses.sketch).toBe(21);
     const second = await recover(zoo, { cache, bootstrap: 5 });
     expect(parents(second)).toEqual(parents(exact));
-    expect(second.diagnostics.scale?.cache?.hits.sketch).toBe(21);
-    expect(second.diagnostics.scale?.cache?.misses).toEqual({ sketch: 0, family: 0 });
+    expect(second.scale?.cache?.hits.sketch).toBe(21);
+    expect(second.scale?.cache?.misses).toEqual({ sketch: 0, family: 0 });
   });
 
   it('recomputes a changed file and leaves a truncated one out, never trusting their entries', async () => {
@@ -70,7 +70,7 @@ describe('--cache', () => {
     for (let i = head; i < buf.length; i += 4) buf.writeFloatLE(buf.readFloatLE(i) * 1.5, i);
     writeFileSync(f, buf);
     const after = await recover(dir, { cache, bootstrap: 5 });
-    expect(after.diagnostics.scale?.cache?.misses.sketch).toBe(1);
+    expect(after.scale?.cache?.misses.sketch).toBe(1);
     expect(parents(after)).toEqual(parents(await recover(dir, { scale: 'exact', bootstrap: 5 })));
     truncateSync(f, buf.length - 100);
     const cut = await recover(dir, { cache, bootstrap: 5 });
@@ -88,8 +88,8 @@ describe('--cache', () => {
     const one = join(dir, 't2');
     cpSync(join(zoo, 't2'), one, { recursive: true });
     const added = await recover(dir, { cache, bootstrap: 5 });
-    expect(added.diagnostics.scale?.cache?.misses).toEqual({ sketch: 1, family: 1 });
-    expect(added.diagnostics.scale?.cache?.hits.family).toBe(2);
+    expect(added.scale?.cache?.misses).toEqual({ sketch: 1, family: 1 });
+    expect(added.scale?.cache?.hits.family).toBe(2);
     expect(parents(added)).toEqual(parents(await recover(dir, { scale: 'exact', bootstrap: 5 })));
   });
 

@@ -14,7 +14,7 @@
  *      over each model and its candidates) and a sparse L2 tree (graph/sparse.ts).
  */
 import { performance } from 'node:perf_hooks';
-import { writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import type { StatsCache } from '../store/cache.js';
 import { AbortError } from '../errors.js';
@@ -96,7 +96,12 @@ export async function recoverGroupScaled(group: ArchitectureGroup, options: Reco
   const K = 8;
   const cand = sketchCandidates(sk, { k: K, signal, onProgress: (done, total) => progress({ stage: 'statistics', done, total, message: 'candidates' }) });
   const dump = process.env.MOTHER_SCALE_CANDIDATES;
-  if (dump) writeFileSync(dump, JSON.stringify({ ids: group.models.map((m) => m.id), lists: cand.lists.map((l) => Array.from(l)) }));
+  if (dump) {
+    // A debugging and benchmarking hook: candidate lists of every sketched group, appended.
+    const prev = existsSync(dump) ? JSON.parse(readFileSync(dump, 'utf8')) as { ids: string[]; lists: number[][] } : { ids: [], lists: [] };
+    const base = prev.ids.length;
+    writeFileSync(dump, JSON.stringify({ ids: [...prev.ids, ...group.models.map((m) => m.id)], lists: [...prev.lists, ...cand.lists.map((l) => Array.from(l, (j) => j + base))] }));
+  }
   // Candidate pairs (a < b) and the sketch families.
   const pairSet = new Set<number>();
   for (let i = 0; i < N; i++) for (const j of cand.lists[i]!) pairSet.add(Math.min(i, j) * N + Math.max(i, j));
