@@ -12,11 +12,14 @@
 import { performance } from 'node:perf_hooks';
 import { abortReason, AbortError, InputError, isAbortError, MotherError } from './errors.js';
 import { clusterFamilies, recoverGraph, relatedness } from './graph/index.js';
-import type { GraphOptions } from './graph/types.js';
+import type { GraphOptions, GraphResult } from './graph/types.js';
 import { buildCatalogue, discoverModels, isModelReadError, openModels, type ArchitectureGroup, type Model } from './io/index.js';
 import { addRankStatistics, addSpectrumStatistics, groupStatistics, looksAdapterTuned, pooledKurtosis } from './stats/compute.js';
 import type { Diagnostics, Family, ProgressEvent, RecoveredModel, RecoverOptions, RecoverResult, SkippedModel } from './types.js';
 import { MAX_THREADS } from './util/limits.js';
+import { recoverGroupScaled, SCALE_AUTO_MODELS } from './scale/recover.js';
+import { sketchable } from './stats/sketch.js';
+import { StatsCache } from './store/cache.js';
 import { checkOptionKeys } from './util/options.js';
 
 const METHODS = ['mother', 'paper'] as const;
@@ -26,8 +29,9 @@ const BACKENDS = ['auto', 'cpu', 'cuda'] as const;
 /** Every key recover() reads; anything else is a mistake (a typo, an option of another tool). */
 export const RECOVER_OPTION_KEYS: readonly (keyof RecoverOptions)[] = [
   'backend', 'device', 'threads', 'signal', 'onProgress', 'method', 'distance', 'lambda', 'include', 'exclude',
-  'squareOnly', 'minElements', 'families', 'bootstrap', 'seed', 'strict',
+  'squareOnly', 'minElements', 'families', 'bootstrap', 'seed', 'strict', 'scale', 'cache',
 ];
+const SCALES = ['auto', 'exact', 'sketch'] as const;
 
 function expected(what: string, name: string, got: unknown): InputError {
   return new InputError('E_INPUT_OPTION', `Expected ${what} for ${name} but received ${shown(got)}`);
@@ -62,6 +66,12 @@ export function checkRecoverOptions(o: RecoverOptions): void {
   if (o.bootstrap !== undefined && !(Number.isInteger(o.bootstrap) && o.bootstrap >= 0))
     throw expected('an integer >= 0', 'bootstrap', o.bootstrap);
   if (o.seed !== undefined && !Number.isSafeInteger(o.seed)) throw expected('an integer', 'seed', o.seed);
+  if (o.scale !== undefined && !SCALES.includes(o.scale)) throw expected('one of auto|exact|sketch', 'scale', o.scale);
+  if (o.scale === 'sketch' && o.families !== undefined)
+    throw new InputError('E_INPUT_OPTION', "families cannot be forced with scale 'sketch' (the scale path infers families from the sketches)");
+  if (o.cache !== undefined && !(typeof o.cache === 'string' && o.cache.length > 0)) throw expected('a file path', 'cache', o.cache);
+  if (o.cache !== undefined && o.scale === 'exact')
+    throw new InputError('E_INPUT_OPTION', "cache works on the scale path; it cannot be used with scale 'exact'");
   if (o.onProgress !== undefined && typeof o.onProgress !== 'function') throw expected('a function', 'onProgress', o.onProgress);
   if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) throw expected('an AbortSignal', 'signal', o.signal);
   for (const k of ['squareOnly', 'strict'] as const)
@@ -179,12 +189,29 @@ async function pipeline(models: Model[], options: RecoverOptions, headerSeconds:
     bootstrap: options.bootstrap, seed: options.seed,
   };
 
+  const store = options.cache !== undefined ? new StatsCache(options.cache) : undefined;
+  let scale: RecoverResult['scale'];
+  try {
   for (const [g, group] of groups.entries()) {
     diagnostics.tensorsSkipped.push(...group.skipped);
     diagnostics.tensorsUsed += group.tensors.length;
     if (group.tensors.length === 0)
       throw new InputError('E_INPUT_NO_TENSORS', `no tensor can be compared across the ${group.models.length} model(s) of architecture group ${g + 1} (${group.models.slice(0, 3).map((m) => m.id).join(', ')}${group.models.length > 3 ? ', ...' : ''}); ${group.skipped.length} tensor(s) were skipped — see the include/exclude options`);
     const groupElements = group.tensors.reduce((a, t) => a + t.numel, 0) * group.models.length;
+    // The scale path (src/scale/recover.ts): sketches, candidate pairs, exact statistics per family.
+    const scaled = options.scale === 'sketch' || (options.scale !== 'exact' && options.families === undefined && (store !== undefined || group.models.length > SCALE_AUTO_MODELS));
+    if (scaled && sketchable(group)) {
+      const s = await recoverGroupScaled(group, options, graphOptions, progress, store);
+      doneBefore += groupElements;
+      Object.assign(diagnostics, { backend: s.backend, device: s.device, threads: s.threads });
+      scale = s.scale;
+      diagnostics.bytesRead += s.bytesRead;
+      diagnostics.seconds.statistics += s.statisticsSeconds;
+      diagnostics.seconds.graph += s.graphSeconds;
+      if (s.fallbackReason) diagnostics.backendFallback = s.fallbackReason;
+      addGroup(group, g, s.graph, s.kurtosis);
+      continue;
+    }
     const ts = performance.now();
     const gs = await groupStatistics(group, {
       backend: options.backend, device: options.device, threads: options.threads, signal,
@@ -229,10 +256,13 @@ async function pipeline(models: Model[], options: RecoverOptions, headerSeconds:
     progress({ stage: 'graph', done: g, total: groups.length });
     const graph = recoverGraph(gs.stats, graphOptions);
     diagnostics.seconds.graph += (performance.now() - tg) / 1000;
-    diagnostics.warnings.push(...graph.warnings.map((w) => (groups.length > 1 ? `architecture group ${g + 1}: ${w}` : w)));
 
+    addGroup(group, g, graph, gs.stats.kurtosis);
+  }
+  function addGroup(group: ArchitectureGroup, g: number, graph: GraphResult, kurtosis: Float64Array): void {
+    diagnostics.warnings.push(...graph.warnings.map((w) => (groups.length > 1 ? `architecture group ${g + 1}: ${w}` : w)));
     const familyBase = families.length;
-    const ids = gs.stats.ids;
+    const ids = group.models.map((m) => m.id);
     for (const f of graph.families) {
       families.push({
         index: families.length,
@@ -254,15 +284,18 @@ async function pipeline(models: Model[], options: RecoverOptions, headerSeconds:
         parent: p === null || p === undefined ? null : ids[p]!,
         confidence: graph.confidence[k]!,
         family: familyBase + graph.family[k]!,
-        kurtosis: pooledKurtosis(gs.stats.kurtosis, gs.stats.tensors, k),
+        kurtosis: pooledKurtosis(kurtosis, group.tensors, k),
         ...(ru ? { runnerUp: { parent: ru.parent === null ? null : ids[ru.parent]!, confidence: ru.confidence } } : {}),
       });
     });
+  }
+  } finally {
+    store?.close();
   }
   for (const m of skippedModels) diagnostics.warnings.push(`skipped model ${m.path}: ${m.message} [${m.code}]`);
   // Rows in discovery order, whatever the grouping.
   const order = new Map(models.map((m, i) => [m.id, i]));
   rows.sort((a, b) => order.get(a.id)! - order.get(b.id)!);
   checkAbort(); // an abort during the last group's graph stage still wins
-  return { models: rows, families, diagnostics };
+  return { models: rows, families, diagnostics, ...(scale ? { scale } : {}) };
 }

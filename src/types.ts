@@ -55,6 +55,18 @@ export interface RecoverOptions {
    * the others are still recovered. true: the first such model fails the whole call.
    */
   strict?: boolean;
+  /**
+   * 'auto' (default): architecture groups of more than 512 models take the scale path (per-model
+   * sketches, candidate pairs, exact statistics per sketch family; docs/scale.md), smaller ones the
+   * exact all-pairs path. 'exact' / 'sketch' force one or the other.
+   */
+  scale?: 'auto' | 'exact' | 'sketch';
+  /**
+   * A cache file (SQLite, created when missing): per-model sketches and per-family results keyed
+   * by file content, so a second run, or a run after adding models, reuses the work. Implies the
+   * scale path (scale 'auto' takes it for every group); docs/scale.md.
+   */
+  cache?: string;
 }
 
 export interface RecoveredModel {
@@ -134,4 +146,9 @@ export interface RecoverResult {
   models: RecoveredModel[];
   families: Family[];
   diagnostics: Diagnostics;
+  /**
+   * Present when a group took the scale path (docs/scale.md): candidates, recall, cache hits,
+   * time per stage. Not part of the JSON report.
+   */
+  scale?: import('./scale/recover.js').ScaleDiagnostics;
 }

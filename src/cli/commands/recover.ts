@@ -52,6 +52,11 @@ Method
   --square-only     only 2-D square tensors, as the paper does
   --min-elements N  skip tensors with fewer elements (default 1)
 
+Scale (docs/scale.md)
+  --scale S         auto|exact|sketch (default auto: groups over 512 models are sketched first)
+  --cache FILE      SQLite cache of per-model sketches and per-family results, keyed by file
+                    content: a second run, or one after adding models, reuses the work
+
 Formats: text draws each family as a tree ([low] marks confidence < --min-confidence); json has the
 rows of a zoo truth.json (id, path, parent) plus confidence, family, kurtosis (schema:
 docs/result.schema.json); dot and mermaid draw doubtful edges dashed; html is one self-contained
@@ -81,6 +86,8 @@ const OPTIONS: OptionSpec = {
   exclude: { type: 'string', multiple: true },
   'square-only': { type: 'boolean' },
   'min-elements': { type: 'string' },
+  scale: { type: 'string' },
+  cache: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 };
 
@@ -118,6 +125,8 @@ export function parseRecoverArgs(argv: string[]): RecoverArgs {
   if (v.exclude !== undefined) options.exclude = (v.exclude as string[]).map((p) => nonEmpty('--exclude', p));
   if (v['square-only'] === true) options.squareOnly = true;
   if (v.strict === true) options.strict = true;
+  if (v.scale !== undefined) options.scale = oneOf('--scale', v.scale, ['auto', 'exact', 'sketch'] as const);
+  if (v.cache !== undefined) options.cache = nonEmpty('--cache', v.cache as string);
   return {
     inputs: positionals,
     options,

@@ -1,0 +1,279 @@
+/**
+ * Sketches for the scale path (src/scale/recover.ts): one streaming pass gives every model its
+ * per-tensor moments (the native kurtosis job, in batches of models so memory stays O(N * T)) and a
+ * fixed-position sample of each tensor (the same positions in every model, read once from the
+ * file). From the samples:
+ *   - an unbiased estimate of every squared L2 distance (sum over tensors of numel/S times the
+ *     sampled squared differences);
+ *   - an estimate of the relatedness (median over tensors of the sampled weight correlation, with
+ *     the exact means and spreads from the moments).
+ * Candidate relatives per model: k nearest by a 64-dimensional random projection of the sample
+ * (a coarse pass over all pairs, O(N^2 * 64) flops, O(N * M) memory), re-ranked by the whole
+ * sample, then widened where the margin between the k-th and the next candidates is within the
+ * sketch's own error.
+ */
+import { closeSync, openSync, readSync, fstatSync } from 'node:fs';
+import { AbortError } from '../errors.js';
+import type { ArchitectureGroup } from '../io/catalogue.js';
+import { jobTensors } from '../io/catalogue.js';
+import { runJob, type StatsOptions } from './compute.js';
+import { mulberry32 } from '../graph/confidence.js';
+import type { StatsCache } from '../store/cache.js';
+
+/** Elements sampled per tensor (windows of WINDOW contiguous elements at seeded offsets). */
+export const SAMPLE = 32;
+const WINDOW = 8;
+/** Models per native moments job (bounds open files and the chunk buffer). */
+const MOMENT_BATCH = 256;
+/** Files at most this large are read whole for the sample (one read instead of one per window). */
+const WHOLE_FILE = 8 << 20;
+
+const SKETCHABLE = new Set(['F32', 'F16', 'BF16', 'F64']);
+
+export interface Sketch {
+  N: number;
+  T: number;
+  /** T * N (index t * N + k), from the native moments job. */
+  mean: Float64Array;
+  m2: Float64Array;
+  kurtosis: Float64Array;
+  /** Sample offsets: tensor t's samples are columns off[t] .. off[t+1]-1 of each model's row. */
+  off: Int32Array;
+  /** N * S values, scaled by sqrt(numel / samples) so that the squared distance of rows estimates sum (w_i - w_j)^2. */
+  x: Float32Array;
+  /** N * S standardised values ((w - mean) / sd), for the relatedness estimate. */
+  z: Float32Array;
+  S: number;
+  bytesRead: number;
+}
+
+/** Whether the group can be sketched: plain float dtypes, no permuted GGUF rows. */
+export function sketchable(group: ArchitectureGroup): boolean {
+  return group.tensors.every((t) => t.dtypes.every((d) => SKETCHABLE.has(d))) &&
+    group.models.every((m) => group.tensors.every((t) => !m.tensors.get(t.name)!.permuteHeads));
+}
+
+const BYTES: Record<string, number> = { F64: 8, F32: 4, F16: 2, BF16: 2 };
+
+function half(h: number): number {
+  const s = h & 0x8000 ? -1 : 1, e = (h >> 10) & 0x1f, f = h & 0x3ff;
+  if (e === 0) return s * f * 2 ** -24;
+  if (e === 31) return f ? NaN : s * Infinity;
+  return s * (1 + f / 1024) * 2 ** (e - 15);
+}
+
+function decode(buf: Buffer, at: number, dtype: string): number {
+  switch (dtype) {
+    case 'F32': return buf.readFloatLE(at);
+    case 'F64': return buf.readDoubleLE(at);
+    case 'F16': return half(buf.readUInt16LE(at));
+    default: { const b = Buffer.alloc(4); b.writeUInt16LE(buf.readUInt16LE(at), 2); return b.readFloatLE(0); }
+  }
+}
+
+/** Sample positions per tensor (element indices), shared by every model: seeded by the tensor's position. */
+export function samplePositions(numel: number, t: number, S = SAMPLE): number[] {
+  if (numel <= S) return Array.from({ length: numel }, (_, i) => i);
+  const rand = mulberry32(0x5eed + t * 7919);
+  const out: number[] = [];
+  const windows = Math.ceil(S / WINDOW), len = Math.min(WINDOW, S);
+  for (let w = 0; w < windows; w++) {
+    const start = Math.floor(rand() * (numel - len + 1));
+    for (let i = 0; i < len && out.length < S; i++) out.push(start + i);
+  }
+  return out;
+}
+
+/** The sketch of every model of the group: one pass (moments natively, samples in JS). */
+export async function sketchGroup(group: ArchitectureGroup, options: StatsOptions & { onModels?: (done: number, total: number) => void; cache?: { store: StatsCache; keys: string[] } } = {}): Promise<Sketch> {
+  const N = group.models.length, T = group.tensors.length;
+  const all = jobTensors(group);
+  const mean = new Float64Array(T * N), m2 = new Float64Array(T * N), kurtosis = new Float64Array(T * N);
+  let bytesRead = 0;
+  const positions = group.tensors.map((t, i) => samplePositions(t.numel, i));
+  const off = new Int32Array(T + 1);
+  for (let t = 0; t < T; t++) off[t + 1] = off[t]! + positions[t]!.length;
+  const S = off[T]!;
+  const x = new Float32Array(N * S), z = new Float32Array(N * S);
+  const cache = options.cache;
+  const fill = (k: number) => {
+    for (let t = 0; t < T; t++) {
+      const numel = group.tensors[t]!.numel, cnt = off[t + 1]! - off[t]!;
+      const mu = mean[t * N + k]!, sd = Math.sqrt(m2[t * N + k]! / numel), scale = Math.sqrt(numel / cnt);
+      for (let c = off[t]!; c < off[t + 1]!; c++) {
+        const v = x[k * S + c]!;
+        z[k * S + c] = sd > 0 ? (v - mu) / sd : 0;
+        x[k * S + c] = v * scale;
+      }
+    }
+  };
+  // Cached sketches first; the rest in batches through the native moments job.
+  const missing: number[] = [];
+  for (let k = 0; k < N; k++) {
+    const hit = cache?.store.sketch(cache.keys[k]!);
+    if (hit && hit.moments.length === 3 * T && hit.sample.length === S) {
+      for (let t = 0; t < T; t++) { mean[t * N + k] = hit.moments[3 * t]!; m2[t * N + k] = hit.moments[3 * t + 1]!; kurtosis[t * N + k] = hit.moments[3 * t + 2]!; }
+      x.set(hit.sample, k * S);
+      fill(k);
+    } else missing.push(k);
+  }
+  let doneModels = N - missing.length;
+  for (let b0 = 0; b0 < missing.length; b0 += MOMENT_BATCH) {
+    if (options.signal?.aborted) throw new AbortError();
+    const batch = missing.slice(b0, b0 + MOMENT_BATCH), n = batch.length;
+    const r = await runJob({
+      tensors: all.map((t) => ({ ...t, sources: batch.map((k) => t.sources[k]!) })), models: n,
+      kurtosis: true, sumsq: false, sumabs: false, maxabs: false, dot: false, rank: false, perTensor: true,
+    }, { ...options, onProgress: undefined });
+    bytesRead += r.bytesRead;
+    const m = r.moments!;
+    const entries: { key: string; moments: Float64Array; sample: Float32Array }[] = [];
+    batch.forEach((k, q) => {
+      const moments = new Float64Array(3 * T);
+      for (let t = 0; t < T; t++) {
+        mean[t * N + k] = moments[3 * t] = m.mean[t * n + q]!;
+        m2[t * N + k] = moments[3 * t + 1] = m.m2[t * n + q]!;
+        kurtosis[t * N + k] = moments[3 * t + 2] = m.kurtosis[t * n + q]!;
+      }
+      const row = x.subarray(k * S, (k + 1) * S);
+      readSamples(group, k, positions, off, row);
+      if (cache) entries.push({ key: cache.keys[k]!, moments, sample: row.slice() });
+      fill(k);
+    });
+    cache?.store.putSketches(entries);
+    doneModels += n;
+    options.onModels?.(doneModels, N);
+  }
+  return { N, T, mean, m2, kurtosis, off, x, z, S, bytesRead };
+}
+
+/** Raw sampled values of model k into out (length S). */
+function readSamples(group: ArchitectureGroup, k: number, positions: number[][], off: Int32Array, out: Float32Array): void {
+  const model = group.models[k]!;
+  const byFile = new Map<string, number[]>();
+  group.tensors.forEach((t, i) => {
+    const f = model.tensors.get(t.name)!.file;
+    if (!byFile.has(f)) byFile.set(f, []);
+    byFile.get(f)!.push(i);
+  });
+  for (const [file, ts] of byFile) {
+    const fd = openSync(file, 'r');
+    try {
+      const size = fstatSync(fd).size;
+      const whole = size <= WHOLE_FILE ? Buffer.allocUnsafe(size) : null;
+      if (whole) { let got = 0; while (got < size) { const r = readSync(fd, whole, got, size - got, got); if (r === 0) break; got += r; } }
+      const small = Buffer.allocUnsafe(8 * WINDOW);
+      for (const t of ts) {
+        const info = model.tensors.get(group.tensors[t]!.name)!;
+        const dtype = group.tensors[t]!.dtypes[k]!, w = BYTES[dtype]!;
+        const pos = positions[t]!;
+        for (let s = 0; s < pos.length;) {
+          // A contiguous run of positions: one read.
+          let e = s + 1;
+          while (e < pos.length && pos[e] === pos[e - 1]! + 1 && e - s < WINDOW) e++;
+          const at = info.offset + pos[s]! * w, len = (e - s) * w;
+          let buf: Buffer, base: number;
+          if (whole) { buf = whole; base = at; if (at + len > size) throw new Error(`${file}: truncated (tensor ${info.name})`); }
+          else { buf = small; base = 0; if (readSync(fd, small, 0, len, at) !== len) throw new Error(`${file}: truncated (tensor ${info.name})`); }
+          for (let i = s; i < e; i++) out[off[t]! + i] = decode(buf, base + (i - s) * w, dtype);
+          s = e;
+        }
+      }
+    } finally {
+      closeSync(fd);
+    }
+  }
+}
+
+/** Estimated sum (w_i - w_j)^2 over all tensors. */
+export function sketchDistance(sk: Sketch, i: number, j: number): number {
+  const { x, S } = sk;
+  let d = 0;
+  for (let c = 0, a = i * S, b = j * S; c < S; c++) { const v = x[a + c]! - x[b + c]!; d += v * v; }
+  return d;
+}
+
+/** Estimated relatedness: median over tensors of the sampled correlation. */
+export function sketchRelatedness(sk: Sketch, i: number, j: number): number {
+  const { z, S, off, T } = sk;
+  const r: number[] = [];
+  for (let t = 0; t < T; t++) {
+    const n = off[t + 1]! - off[t]!;
+    if (!n) continue;
+    let s = 0;
+    for (let c = off[t]!; c < off[t + 1]!; c++) s += z[i * S + c]! * z[j * S + c]!;
+    r.push(s / n);
+  }
+  r.sort((a, b) => a - b);
+  const h = r.length >> 1;
+  return r.length === 0 ? NaN : r.length % 2 ? r[h]! : (r[h - 1]! + r[h]!) / 2;
+}
+
+export interface Candidates {
+  /** Per model, candidate relatives (model indices), nearest first by the sketch. */
+  lists: Int32Array[];
+  /** Models whose candidate list was widened (thin margin at the k-th candidate). */
+  widened: number;
+  /** Models whose widening hit the cap (a margin still thin at kMax). */
+  thin: number[];
+}
+
+/**
+ * k nearest per model by the sketch distance, widened while the next candidate is within
+ * `margin` (relative) of the k-th, up to kMax. Coarse pass by a random projection to 64 dims,
+ * keeping `coarse` per model, re-ranked by the whole sample.
+ */
+export function sketchCandidates(sk: Sketch, options: { k?: number; kMax?: number; margin?: number; coarse?: number; signal?: AbortSignal; onProgress?: (done: number, total: number) => void } = {}): Candidates {
+  const { N, S, x } = sk;
+  const k = Math.min(options.k ?? 8, N - 1), kMax = Math.min(options.kMax ?? 2 * k, N - 1);
+  const margin = options.margin ?? 3 * Math.sqrt(2 / Math.max(1, S));
+  const coarse = Math.min(N - 1, options.coarse ?? Math.max(4 * kMax, 48));
+  const P = 64;
+  // Random +-1 projection of the scaled sample.
+  const rand = mulberry32(12345);
+  const signs = new Int8Array(S * P).map(() => (rand() < 0.5 ? -1 : 1));
+  const y = new Float32Array(N * P);
+  for (let i = 0; i < N; i++)
+    for (let c = 0; c < S; c++) {
+      const v = x[i * S + c]!;
+      if (v === 0) continue;
+      const row = c * P, out = i * P;
+      for (let p = 0; p < P; p++) y[out + p] += v * signs[row + p]!;
+    }
+  const norm = new Float64Array(N);
+  for (let i = 0; i < N; i++) { let s = 0; for (let p = 0; p < P; p++) s += y[i * P + p]! ** 2; norm[i] = s; }
+  const lists: Int32Array[] = [];
+  const bestD = new Float64Array(coarse), bestJ = new Int32Array(coarse);
+  let widened = 0;
+  const thin: number[] = [];
+  for (let i = 0; i < N; i++) {
+    if (options.signal?.aborted && i % 256 === 0) throw new AbortError();
+    let size = 0;
+    const yi = i * P;
+    for (let j = 0; j < N; j++) {
+      if (j === i) continue;
+      let dot = 0;
+      const yj = j * P;
+      for (let p = 0; p < P; p++) dot += y[yi + p]! * y[yj + p]!;
+      const d = norm[i]! + norm[j]! - 2 * dot;
+      if (size < coarse) {
+        let q = size++;
+        while (q > 0 && bestD[q - 1]! > d) { bestD[q] = bestD[q - 1]!; bestJ[q] = bestJ[q - 1]!; q--; }
+        bestD[q] = d; bestJ[q] = j;
+      } else if (d < bestD[coarse - 1]!) {
+        let q = coarse - 1;
+        while (q > 0 && bestD[q - 1]! > d) { bestD[q] = bestD[q - 1]!; bestJ[q] = bestJ[q - 1]!; q--; }
+        bestD[q] = d; bestJ[q] = j;
+      }
+    }
+    const re = Array.from(bestJ.subarray(0, size), (j) => ({ j, d: sketchDistance(sk, i, j) })).sort((a, b) => a.d - b.d || a.j - b.j);
+    let take = Math.min(k, re.length);
+    while (take < Math.min(kMax, re.length) && re[take]!.d <= (1 + margin) ** 2 * re[k - 1]!.d) take++;
+    if (take > k) widened++;
+    if (take === kMax && take < re.length && re[take]!.d <= (1 + margin) ** 2 * re[k - 1]!.d) thin.push(i);
+    lists.push(Int32Array.from(re.slice(0, take), (e) => e.j));
+    if (i % 512 === 511) options.onProgress?.(i + 1, N);
+  }
+  options.onProgress?.(N, N);
+  return { lists, widened, thin };
+}
