@@ -7,7 +7,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
-import { readFileSync, truncateSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { runJob } from '../src/stats/compute.js';
@@ -83,6 +83,22 @@ describe('mapped reads', () => {
     const { mapped, plain } = await bothWays(job);
     expect(mapped.io).toBe('mmap');
     expect(numbers(mapped)).toEqual(numbers(plain));
+  });
+
+  const sysfs = '/sys/devices/system/cpu/online';  // a regular file (size 4096) that sysfs will not map
+  it.skipIf(!existsSync(sysfs))('fall back to pread, with a note, for a file its filesystem will not map', async () => {
+    const { tensors, files } = await writeJobModels(dir, 'fallback', 1, [{ name: 'w', shape: [1, 1] }], () => Float64Array.of(0.5), () => 'F32');
+    const job: Job = {
+      ...base, models: 2, kurtosis: true, sumsq: true,
+      tensors: [{ ...tensors[0]!, sources: [tensors[0]!.sources[0]!, { file: sysfs, offset: 0, dtype: 'F32' }] }],
+    };
+    const r = await runJob(job, { backend: 'cpu', threads: 2 });
+    expect(r.io).toBe('mmap+pread');
+    expect(r.ioNotes).toEqual([`${sysfs}: cannot be mapped (mmap: No such device), read with pread`]);
+    const text = readFileSync(sysfs).subarray(0, 4);
+    const v = new DataView(text.buffer, text.byteOffset, 4).getFloat32(0, true);
+    expect(r.moments!.n[1]).toBe(Number.isFinite(v) ? 1 : 0);
+    void files;
   });
 
   it('leave no mapping behind', async () => {

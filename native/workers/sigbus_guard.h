@@ -8,7 +8,8 @@
 // before ours (Node's, the sanitizer's, or the default action, which still kills the process).
 //
 // f() must be plain reading code: kernel calls on raw pointers, no allocation, no locks, no objects
-// with destructors and no exceptions, since a fault abandons its frames without unwinding them.
+// with destructors, since a fault abandons its frames without unwinding them. (An exception it
+// throws anyway disarms the guard and propagates.)
 //
 // The guard state lives in a fixed table of slots (one per thread while armed) that the handler
 // scans with async-signal-safe atomic loads: no thread_local lookups (which may allocate in a
@@ -66,7 +67,12 @@ Outcome run(const void* lo, size_t len, F&& f) {
   // The handler runs on this thread: a signal fence keeps the compiler from moving the reads of
   // the mapping out of the armed window.
   std::atomic_signal_fence(std::memory_order_seq_cst);
-  f();
+  try {
+    f();
+  } catch (...) {  // f should not throw; if it does, the slot must not stay armed
+    detail::release(s);
+    throw;
+  }
   std::atomic_signal_fence(std::memory_order_seq_cst);
   detail::release(s);
   return {};
