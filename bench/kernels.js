@@ -3,7 +3,9 @@
 // Sections (--only picks some): bandwidth, moments, pairwise (kernels alone), rank (diff_rank per
 // size: the LoRA-style rank-16 pair), stats (computeStats, the real path: N F32 safetensors files in
 // the page cache; pairwise sums at 1 and 2 threads, kurtosis-only vs read bandwidth and vs plain
-// pread of the same files, the rank pass at 1 and 2 threads). --addon runs another build (e.g. an
+// pread of the same files, the rank pass at 1 and 2 threads). The stats section runs kurtosis and
+// sumsq both ways in the same run: through the mapping (the default) and with MOTHER_MMAP=0 (pread
+// into staging buffers), each against the read bandwidth measured next to it. --addon runs another build (e.g. an
 // older one kept aside) for before/after numbers on the same machine. Every timed number is the
 // best of several runs; CPU seconds (process.cpuUsage) are printed too, because this machine's
 // 2 cores are shared and wall-clock time under load says more about the neighbours than the code.
@@ -17,7 +19,7 @@ import { createRequire } from 'node:module';
 import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { fileURLToPath } from 'node:url';
 import { loadavg, tmpdir } from 'node:os';
-import { closeSync, mkdtempSync, openSync, readSync, rmSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, readSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 
 const require = createRequire(import.meta.url);
@@ -228,6 +230,17 @@ async function statsBench() {
       threads, ...flags,
     });
     const stats = (j) => addon.computeStats(j, null, new addon.CancelToken());
+    // io: 'mmap' (the default) or 'pread' (MOTHER_MMAP=0, read by the runner at each job).
+    const statsVia = async (io, j) => {
+      if (io === 'pread') process.env.MOTHER_MMAP = '0';
+      try {
+        const r = await stats(j);
+        if (r.io && r.io !== io) throw new Error(`asked for ${io}, the runner used ${r.io}`);
+        return r;
+      } finally {
+        delete process.env.MOTHER_MMAP;
+      }
+    };
     await stats(job(1, { kurtosis: true }));  // page cache warm
     const pairEls = (N * (N - 1)) / 2 * n;
     console.log(`computeStats pairwise, N = ${N} x ${n / (1 << 20)}M F32 params (${bytes >> 20} MiB in page cache), G pair-elements/s (best of 5):`);
@@ -237,18 +250,45 @@ async function statsBench() {
         console.log(`  ${metric.padEnd(7)} ${threads} thread${threads > 1 ? 's' : ' '}: ${(pairEls / t.value.seconds / 1e9).toFixed(2).padStart(6)} G/s ` +
           `(${t.value.seconds.toFixed(3)} s; ${t.cpu.toFixed(3)} cpu-s, ${(pairEls / t.cpu / 1e9).toFixed(1)} G per cpu-s)`);
       }
+    for (const threads of [1, 2]) {
+      const t = await best(5, () => statsVia('pread', job(threads, { sumsq: true })));
+      console.log(`  sumsq   ${threads} thread${threads > 1 ? 's' : ' '}, pread (MOTHER_MMAP=0): ${(pairEls / t.value.seconds / 1e9).toFixed(2).padStart(6)} G/s ` +
+        `(${t.value.seconds.toFixed(3)} s; ${t.cpu.toFixed(3)} cpu-s)`);
+    }
 
     // Kurtosis only: the yardstick is the streaming read of an in-memory buffer of the same size
     // (kernels.readBandwidth), and, closer to what is possible, plain pread of the same files
     // (page cache -> user copy, which a no-mmap reader cannot avoid).
-    console.log(`\ncomputeStats kurtosis only, ${bytes >> 20} MiB F32 in page cache (best of 5):`);
-    for (const threads of [1, 2]) {
-      const bw = kernels.readBandwidth(bytes, threads, 5);
-      const t = await best(5, () => stats(job(threads, { kurtosis: true })));
+    console.log(`\ncomputeStats kurtosis only, ${bytes >> 20} MiB F32 in page cache (best of 5), mapped vs pread, each next to its own readBandwidth:`);
+    for (const threads of [1, 2])
+      for (const io of ['mmap', 'pread']) {
+        const bw = kernels.readBandwidth(bytes, threads, 5);
+        const t = await best(5, () => statsVia(io, job(threads, { kurtosis: true })));
+        const gbs = bytes / t.value.seconds / 1e9;
+        results[`stats/kurtosis ${io} ${threads}t`] = gbs / bw;
+        console.log(`  ${threads} thread${threads > 1 ? 's' : ' '} ${io.padEnd(5)}: ${gbs.toFixed(2)} GB/s = ${(100 * gbs / bw).toFixed(0)}% of readBandwidth ${bw.toFixed(1)} GB/s ` +
+          `(${t.cpu.toFixed(3)} cpu-s, ${(bytes / t.cpu / 1e9).toFixed(1)} GB per cpu-s)`);
+      }
+    // The same bytes written in 64 KiB pieces (as a downloader might): the page cache then holds
+    // small folios, each mapped by 4 KiB page-table entries, and the mapping's edge shrinks.
+    const small = files.map((f, k) => {
+      const p = join(dir, `s${k}.safetensors`), src = openSync(f.path, 'r'), dst = openSync(p, 'w'), b = Buffer.alloc(64 << 10);
+      for (let pos = 0, got; (got = readSync(src, b, 0, b.length, pos)) > 0; pos += got) writeSync(dst, b, 0, got);
+      closeSync(src);
+      closeSync(dst);
+      return { path: p, offset: f.offset };
+    });
+    const smallJob = (threads) => ({ ...job(threads, { kurtosis: true }),
+      tensors: [{ name: 'w', rows, cols, sources: small.map((f) => ({ file: f.path, offset: f.offset, dtype: 'F32' })) }] });
+    await stats(smallJob(1));
+    for (const io of ['mmap', 'pread']) {
+      const bw = kernels.readBandwidth(bytes, 1, 5);
+      const t = await best(5, () => statsVia(io, smallJob(1)));
       const gbs = bytes / t.value.seconds / 1e9;
-      console.log(`  ${threads} thread${threads > 1 ? 's' : ' '}: ${gbs.toFixed(2)} GB/s = ${(100 * gbs / bw).toFixed(0)}% of readBandwidth ${bw.toFixed(1)} GB/s ` +
+      console.log(`  1 thread  ${io.padEnd(5)}, files written in 64 KiB pieces: ${gbs.toFixed(2)} GB/s = ${(100 * gbs / bw).toFixed(0)}% of readBandwidth ${bw.toFixed(1)} GB/s ` +
         `(${t.cpu.toFixed(3)} cpu-s, ${(bytes / t.cpu / 1e9).toFixed(1)} GB per cpu-s)`);
     }
+    for (const f of small) rmSync(f.path);
     const piece = 256 << 10, buf = Buffer.alloc(piece);
     const p = await best(5, () => {
       for (const f of files) {

@@ -130,6 +130,10 @@ export interface StatsResult {
   threads: number;
   bytesRead: number;
   seconds: number;
+  /** How the CPU runner read the files: memory-mapped, with pread, or both (absent: not reported). */
+  io?: 'mmap' | 'pread' | 'mmap+pread';
+  /** Why files were read with pread instead of a mapping (a filesystem refusing mmap, MOTHER_MMAP=0). */
+  ioNotes?: string[];
   /** Tensor-major, index t * N + k. Present when job.kurtosis. */
   moments?: {
     n: Float64Array;

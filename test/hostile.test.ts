@@ -6,7 +6,7 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
-import { closeSync, constants, openSync, readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
+import { closeSync, constants, openSync, readdirSync, readFileSync, readlinkSync, statSync, truncateSync } from 'node:fs';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { chmod, mkdir, readdir, readFile, symlink, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
@@ -545,6 +545,43 @@ describe('files changing while being read', () => {
     expect(e!.file).toBe(files[2]);
     expect(e!.tensor).toBe('big');
     expect(e!.message).toMatch(/truncated or replaced while being read/);
+    // Read through the mapping: the access past the new end faulted and the guard caught it.
+    expect(e!.message).toMatch(/ends at byte 4096 but byte \d+ was needed/);
+  });
+});
+
+describe('files changing while mapped (4 threads)', () => {
+  it('truncated to zero during the statistics pass: recover() leaves it out, the others equal a run without it', async () => {
+    // 6 models x 4 tensors of 512 x 1024 F32 (8 MiB each): the statistics pass runs long enough
+    // for its first progress event to arrive while the 4 threads are still reading.
+    const a = join(dir, 'mapped-zero'), b = join(dir, 'mapped-zero-others');
+    await mkdir(a);
+    await mkdir(b);
+    const rand = mulberry32(77);
+    const root = Array.from({ length: 4 }, () => Float64Array.from({ length: 512 * 1024 }, () => (rand() - 0.5) * 0.1));
+    const parents = [null, 0, 0, 1, 1, 2];
+    const weights: Float64Array[][] = [];
+    for (const [k, p] of parents.entries()) {
+      const from = p === null ? root : weights[p]!;
+      weights.push(from.map((w) => w.map((x) => x + (p === null ? 0 : (rand() - 0.5) * 0.01))));
+      const tensors = weights[k]!.map((data, t) => ({ name: `t${t}`, dtype: 'F32' as const, shape: [512, 1024], data }));
+      await writeSafetensors(join(a, `m${k}.safetensors`), tensors);
+      if (k !== 3) await writeSafetensors(join(b, `m${k}.safetensors`), tensors);
+    }
+    const victim = join(a, 'm3.safetensors');
+    const expected = await recover([b], { backend: 'cpu', bootstrap: 0, threads: 4 });
+    let cut = false;
+    const r = await recover([a], {
+      backend: 'cpu', bootstrap: 0, threads: 4,
+      onProgress: (ev) => {
+        if (!cut && ev.stage === 'statistics' && ev.done < ev.total) { cut = true; truncateSync(victim, 0); }
+      },
+    });
+    expect(cut).toBe(true);
+    expect(r.diagnostics.skippedModels).toEqual([{ path: victim, code: 'E_IO_TRUNCATED', message: expect.stringContaining(victim) }]);
+    const norm = (x: unknown, d: string) => JSON.parse(JSON.stringify(x).replaceAll(d, '<dir>'));
+    expect(norm(r.models, a)).toEqual(norm(expected.models, b));
+    expect(norm(r.families, a)).toEqual(norm(expected.families, b));
   });
 });
 

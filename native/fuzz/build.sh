@@ -19,7 +19,7 @@ flags=(-std=c++17 -g -O1 -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,addre
 # Library objects, compiled once and shared by the harnesses.
 lib=(native/common/json.cc native/io/safetensors.cc native/io/gguf.cc native/io/file_reader.cc
      native/cpu/convert.cc native/cpu/dequant.cc native/cpu/moments.cc native/cpu/dispatch.cc native/cpu/pairwise.cc
-     native/cpu/rank.cc native/cpu/spectrum.cc native/workers/stats_runner.cc native/workers/chunk_plan.cc native/workers/job.cc native/workers/errors.cc)
+     native/cpu/rank.cc native/cpu/spectrum.cc native/workers/stats_runner.cc native/workers/sigbus_guard.cc native/workers/chunk_plan.cc native/workers/job.cc native/workers/errors.cc)
 objs=()
 pids=()
 for src in "${lib[@]}"; do

@@ -1,12 +1,20 @@
 #include "io/file_reader.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/error.h"
+
+#if defined(__APPLE__)
+#define MOTHER_MTIM st_mtimespec
+#else
+#define MOTHER_MTIM st_mtim
+#endif
 
 namespace mother::io {
 
@@ -33,28 +41,126 @@ FileReader::FileReader(std::string path) : path_(std::move(path)) {
     throw Error("E_IO_OPEN", "cannot read " + path_ + ": not a regular file", path_);
   }
   size_ = uint64_t(st.st_size);
+  mtime_sec_ = int64_t(st.MOTHER_MTIM.tv_sec);
+  mtime_nsec_ = int64_t(st.MOTHER_MTIM.tv_nsec);
   // Regular files ignore O_NONBLOCK, but drop it so reads keep their plain blocking meaning.
   int fl = ::fcntl(fd_, F_GETFL);
   if (fl >= 0) ::fcntl(fd_, F_SETFL, fl & ~O_NONBLOCK);
 }
 
 FileReader::~FileReader() {
+  unmap();
   if (fd_ >= 0) ::close(fd_);
 }
 
-FileReader::FileReader(FileReader&& o) noexcept : path_(std::move(o.path_)), fd_(o.fd_), size_(o.size_) {
+FileReader::FileReader(FileReader&& o) noexcept
+    : path_(std::move(o.path_)), fd_(o.fd_), size_(o.size_), mtime_sec_(o.mtime_sec_), mtime_nsec_(o.mtime_nsec_),
+      map_(o.map_), map_len_(o.map_len_) {
   o.fd_ = -1;
+  o.map_ = nullptr;
+  o.map_len_ = 0;
 }
 
 FileReader& FileReader::operator=(FileReader&& o) noexcept {
   if (this != &o) {
+    unmap();
     if (fd_ >= 0) ::close(fd_);
     path_ = std::move(o.path_);
     fd_ = o.fd_;
     size_ = o.size_;
+    mtime_sec_ = o.mtime_sec_;
+    mtime_nsec_ = o.mtime_nsec_;
+    map_ = o.map_;
+    map_len_ = o.map_len_;
     o.fd_ = -1;
+    o.map_ = nullptr;
+    o.map_len_ = 0;
   }
   return *this;
+}
+
+namespace {
+constexpr uint64_t kHuge = uint64_t(2) << 20;  // x86-64 / arm64 (4 KiB pages) PMD size
+uint64_t page_size() {
+  static const uint64_t p = uint64_t(::sysconf(_SC_PAGESIZE) > 0 ? ::sysconf(_SC_PAGESIZE) : 4096);
+  return p;
+}
+}  // namespace
+
+bool FileReader::map(std::string* why) {
+  if (map_ || size_ == 0) return true;
+  if (uint64_t(size_t(size_)) != size_) {
+    if (why) *why = "file larger than the address space";
+    return false;
+  }
+  const size_t len = size_t(size_);
+  void* at = nullptr;
+  if (size_ >= kHuge) {
+    // Reserve len + 2 MiB of address space, map the file at the first 2 MiB boundary inside it and
+    // give the slack back: file offset 0 (and so every 2 MiB of the file) falls on a PMD boundary.
+    const size_t span = size_t((uint64_t(len) + page_size() - 1) & ~(page_size() - 1)), total = span + size_t(kHuge);
+    void* r = ::mmap(nullptr, total, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+    if (r != MAP_FAILED) {
+      const uintptr_t base = reinterpret_cast<uintptr_t>(r);
+      const uintptr_t aligned = (base + kHuge - 1) & ~uintptr_t(kHuge - 1);
+      void* m = ::mmap(reinterpret_cast<void*>(aligned), len, PROT_READ, MAP_SHARED | MAP_FIXED, fd_, 0);
+      if (m == MAP_FAILED) {
+        int e = errno;
+        ::munmap(r, total);
+        if (why) *why = std::string("mmap: ") + std::strerror(e);
+        return false;
+      }
+      if (aligned > base) ::munmap(r, aligned - base);
+      if (base + total > aligned + span) ::munmap(reinterpret_cast<void*>(aligned + span), base + total - (aligned + span));
+      at = m;
+    }
+  }
+  if (!at) {
+    void* m = ::mmap(nullptr, len, PROT_READ, MAP_SHARED, fd_, 0);
+    if (m == MAP_FAILED) {
+      int e = errno;
+      if (why) *why = std::string("mmap: ") + std::strerror(e);
+      return false;
+    }
+    at = m;
+  }
+#ifdef MADV_HUGEPAGE
+  // Lets the kernel map huge page-cache folios whole, and read uncached data in 2 MiB folios (the
+  // next run then maps them whole). Not MADV_SEQUENTIAL: it would stop pages we read from counting
+  // as recently used, and re-runs over the same folder want them kept in the page cache.
+  if (size_ >= kHuge) ::madvise(at, len, MADV_HUGEPAGE);
+#endif
+  map_ = static_cast<unsigned char*>(at);
+  map_len_ = size_;
+  return true;
+}
+
+void FileReader::unmap() {
+  if (map_) ::munmap(map_, size_t(map_len_));
+  map_ = nullptr;
+  map_len_ = 0;
+}
+
+void FileReader::release(uint64_t offset, uint64_t n) const {
+  if (!map_ || n == 0 || offset >= map_len_) return;
+  const uint64_t ps = page_size();
+  const uint64_t lo = offset & ~(ps - 1);
+  uint64_t hi = std::min(offset + n, map_len_);
+  hi = (hi + ps - 1) & ~(ps - 1);
+  ::madvise(map_ + lo, size_t(hi - lo), MADV_DONTNEED);
+}
+
+uint64_t FileReader::current_size() const {
+  struct stat st;
+  if (::fstat(fd_, &st) != 0) return UINT64_MAX;
+  return uint64_t(st.st_size);
+}
+
+bool FileReader::modified_since_open() const {
+  struct stat st;
+  if (::fstat(fd_, &st) != 0) return true;
+  return uint64_t(st.st_size) != size_ || int64_t(st.MOTHER_MTIM.tv_sec) != mtime_sec_ ||
+         int64_t(st.MOTHER_MTIM.tv_nsec) != mtime_nsec_;
 }
 
 void FileReader::read_exact(uint64_t offset, void* dst, size_t n, const std::string& tensor) const {

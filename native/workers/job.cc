@@ -185,6 +185,12 @@ Napi::Object build_result(Napi::Env env, const StatsOutput& out, const StatsJob&
   r.Set("threads", Napi::Number::New(env, out.threads));
   r.Set("bytesRead", Napi::Number::New(env, double(out.bytes_read)));
   r.Set("seconds", Napi::Number::New(env, out.seconds));
+  if (!out.io.empty()) r.Set("io", Napi::String::New(env, out.io));
+  if (!out.io_notes.empty()) {
+    Napi::Array notes = Napi::Array::New(env, out.io_notes.size());
+    for (size_t i = 0; i < out.io_notes.size(); ++i) notes.Set(uint32_t(i), Napi::String::New(env, out.io_notes[i]));
+    r.Set("ioNotes", notes);
+  }
   if (job.kurtosis) {
     Napi::Object m = Napi::Object::New(env);
     put(env, m, "n", out.n);

@@ -79,6 +79,10 @@ struct StatsOutput {
   std::vector<double> sumsq, sumabs, maxabs, dot, rank;
   std::vector<double> spectrum, weight_spectrum;  // T x N x N (NaN on the diagonal), T x N
   std::vector<double> spectrum_noise;              // T: entropy of a Gaussian block of the same shape
+  // How the files were read ("mmap", "pread", "mmap+pread"; empty: not reported) and why not
+  // mapped where they were not (e.g. a filesystem that refuses mmap).
+  std::string io;
+  std::vector<std::string> io_notes;
 };
 
 // Builds the JS StatsResult (Float64Arrays; keys absent when not requested).

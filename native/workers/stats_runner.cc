@@ -5,6 +5,7 @@
 #include <cmath>
 #include <condition_variable>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <mutex>
@@ -16,6 +17,7 @@
 #include "io/file_reader.h"
 #include "workers/chunk_plan.h"
 #include "workers/errors.h"
+#include "workers/sigbus_guard.h"
 
 namespace mother::stats {
 
@@ -143,6 +145,37 @@ uint64_t tensor_bytes(const jobs::Tensor& t) {
   return b;
 }
 
+// Where read_plain / read_blocks take a stretch's bytes from: the file's mapping (under the SIGBUS
+// guard, see read_stretch) or positional reads into the staging buffer.
+struct FromMap {
+  static constexpr bool mapped = true;
+  const unsigned char* base;
+  const unsigned char* at(uint64_t off, size_t, unsigned char*) const { return base + off; }
+};
+struct FromFile {
+  static constexpr bool mapped = false;
+  const io::FileReader& f;
+  const std::string& tensor;
+  const unsigned char* at(uint64_t off, size_t n, unsigned char* scratch) const {
+    f.read_exact(off, scratch, n, tensor);
+    return scratch;
+  }
+};
+
+// Bytes [begin, end) of the file that elements [e0, e0 + n) of a source are stored in (whole
+// blocks for ggml types; whole heads' rows when the rows are permuted).
+std::pair<uint64_t, uint64_t> stored_span(const jobs::Tensor& t, const jobs::Source& s, uint64_t e0, uint64_t n) {
+  if (n == 0) return {s.offset, s.offset};
+  uint64_t first = e0, last = e0 + n - 1;
+  if (s.permute_heads && t.cols) {
+    const uint64_t hd = std::max<uint64_t>(1, t.rows / s.permute_heads);
+    first = (first / t.cols / hd) * hd * t.cols;
+    last = std::min(t.numel(), ((last / t.cols / hd) + 1) * hd * t.cols) - 1;
+  }
+  const uint64_t be = block_elems(s.dtype), bb = block_bytes(s.dtype);
+  return {s.offset + (first / be) * bb, s.offset + (last / be + 1) * bb};
+}
+
 inline double max_nan(double a, double b) {
   if (a != a || b != b) return std::numeric_limits<double>::quiet_NaN();
   return a > b ? a : b;
@@ -192,7 +225,14 @@ class Runner {
     gate_cv.notify_all();
     work(0);
     for (auto& h : helpers) h.join();
-    files_.clear();  // close every file before reporting anything
+    if (!error_.has() && !aborted_) {
+      try {
+        check_unchanged();
+      } catch (...) {
+        error_.capture_current();
+      }
+    }
+    files_.clear();  // unmap and close every file before reporting anything
 
     if (auto e = error_.get()) throw *e;
     if (aborted_) throw Aborted{};
@@ -206,8 +246,51 @@ class Runner {
   }
 
  private:
-  // Every file once; every source's range checked against the file as it is now.
-  void open_files() { files_ = jobs::open_job_files(job_); }
+  // Every file once; every source's range checked against the file as it is now. Then each file is
+  // mapped (read-only, no populate) when the SIGBUS guard is in place; a file that cannot be mapped
+  // is read with pread, and the reason is noted in the result (ioNotes).
+  void open_files() {
+    files_ = jobs::open_job_files(job_);
+    const char* env = std::getenv("MOTHER_MMAP");
+    std::string why;
+    bool map = true;
+    if (env && std::string(env) == "0") {
+      note("MOTHER_MMAP=0: files read with pread");
+      map = false;
+    } else if (!guard::ensure_installed(&why)) {
+      note(why + ": files read with pread");
+      map = false;
+    }
+    size_t mapped = 0, plain = 0;
+    for (auto& f : files_) {
+      if (f.size() == 0) continue;
+      if (map && f.map(&why)) {
+        ++mapped;
+      } else {
+        if (map) note(f.path() + ": cannot be mapped (" + why + "), read with pread");
+        ++plain;
+      }
+    }
+    out_.io = plain == 0 ? "mmap" : mapped == 0 ? "pread" : "mmap+pread";
+  }
+
+  void note(const std::string& s) {
+    if (std::find(out_.io_notes.begin(), out_.io_notes.end(), s) != out_.io_notes.end()) return;
+    if (out_.io_notes.size() < 8) out_.io_notes.push_back(s);
+    else if (out_.io_notes.size() == 8) out_.io_notes.push_back("(further notes left out)");
+  }
+
+  // After every thread is done and before the files are closed: a file modified since it was
+  // opened (truncated, or rewritten in place by cp or a sync tool) may have given us a mix of old
+  // and new bytes without any read failing. That model's statistics cannot be trusted.
+  void check_unchanged() {
+    for (const auto& f : files_)
+      if (f.modified_since_open())
+        throw Error("E_IO_TRUNCATED",
+                    f.path() + " was modified while being read (now " + std::to_string(f.current_size()) +
+                        " bytes, " + std::to_string(f.size()) + " when opened): the file was truncated or replaced while being read",
+                    f.path());
+  }
 
   void plan() {
     // Chunk elements so that N models x chunk x 4 bytes ~ chunk_bytes; at most 16 Mi elements.
@@ -236,6 +319,15 @@ class Runner {
     if (job_.spectrum)
       for (size_t t = 0; t < T_; ++t)
         if (rank_eligible(job_.tensors[t])) spectrum_tensors_.push_back(t);
+    // Bytes held mapped per model before they are given back: 2 MiB (one huge page-cache folio)
+    // while all N models' fit in 64 MiB, less for many models (power of two, >= 64 KiB).
+    pending_.assign(N_, Pending{});
+    {
+      const uint64_t budget = 64ull << 20;
+      uint64_t g = 2ull << 20;
+      while (g > (64ull << 10) && g * N_ > budget) g >>= 1;
+      release_granule_ = g;
+    }
     blocks_.resize(T_);
     for (size_t t : spectrum_tensors_) blocks_[t] = spectrum_block(job_.tensors[t], job_.spectrum_short, job_.spectrum_long);
     for (const auto& t : job_.tensors)
@@ -350,7 +442,7 @@ class Runner {
       for (size_t k = 0; k < N_ && !halted(); ++k) {
         cpu::Moments* m = job_.kurtosis ? &sl.mom[q * N_ + k] : nullptr;
         read_stretch(ten, k, sg.elem_begin + (s0 - sg.x_offset), s1 - s0, x.data() + k * stride + (s0 - it.lo), raw,
-                     wide, m);
+                     wide, m, pairwise);
         sl.bytes += stored_range(ten.sources[k].dtype, sg.elem_begin + (s0 - sg.x_offset), s1 - s0);
       }
       if (job_.kurtosis) ++q;
@@ -366,30 +458,85 @@ class Runner {
   }
 
   // Reads model k's stretch of a tensor (elements [e0, e0 + count)) as float32 into dst.
-  // F64 sources with kurtosis also get exact float64 moments merged into `m`.
+  // F64 sources with kurtosis also get exact float64 moments merged into `m`. values = false: only
+  // the moments are wanted, and an aligned F32 stretch of a mapped file is reduced where it lies
+  // (dst is then left as it was).
+  //
+  // A mapped file is read under the SIGBUS guard: if the file shrank below the stretch, the access
+  // faults, the guard jumps back here and the read fails with E_IO_TRUNCATED like a short pread.
+  // The reading code inside the guard (read_plain / read_blocks with FromMap) touches only raw
+  // pointers and kernels: nothing there allocates, locks or throws.
   void read_stretch(const jobs::Tensor& t, size_t k, uint64_t e0, uint64_t count, float* dst,
-                    std::vector<unsigned char>& raw, std::vector<double>& wide, cpu::Moments* m) {
+                    std::vector<unsigned char>& raw, std::vector<double>& wide, cpu::Moments* m, bool values = true) {
     const jobs::Source& s = t.sources[k];
-    if (is_quantized(s.dtype) || s.permute_heads) {
-      read_mapped(t, s, e0, count, dst, raw);
-      if (m) *m = cpu::merge(*m, cpu::moments_f32(dst, size_t(count)));
-      bytes_read_ += stored_range(s.dtype, e0, count);
-      return;
-    }
-    size_t esz = dtype_size(s.dtype);
     const io::FileReader& f = files_[s.file];
-    // Pieces bounded by the staging buffer (the rank pass reads whole tensors through it).
-    uint64_t piece_max = std::max<uint64_t>(1, raw.size() / 8);
+    if (const unsigned char* base = f.data()) {
+      const FromMap src{base};
+      const guard::Outcome o = guard::run(base, size_t(f.mapped_size()), [&] {
+        if (is_quantized(s.dtype) || s.permute_heads) read_blocks(src, t, s, e0, count, dst, raw, m);
+        else read_plain(src, s, e0, count, dst, raw, wide, m, values);
+      });
+      if (o.kind == guard::Outcome::Ok) return;
+      if (o.kind == guard::Outcome::Fault) throw_fault(f, t, o);
+      // NoGuard (every guard slot in use): nothing was read yet; read this stretch with pread.
+    }
+    const FromFile src{f, t.name};
+    if (is_quantized(s.dtype) || s.permute_heads) read_blocks(src, t, s, e0, count, dst, raw, m);
+    else read_plain(src, s, e0, count, dst, raw, wide, m, values);
+  }
+
+  // The error for a SIGBUS while reading file f's mapping: the file ended before the faulting
+  // byte (truncated, or replaced in place), or else an I/O or memory error behind the mapping.
+  [[noreturn]] void throw_fault(const io::FileReader& f, const jobs::Tensor& t, const guard::Outcome& o) {
+    const uint64_t at = uint64_t(o.addr - reinterpret_cast<uintptr_t>(f.data()));
+    const uint64_t now = f.current_size();
+#ifdef BUS_MCEERR_AR
+    const bool hw = o.code == BUS_MCEERR_AR || o.code == BUS_MCEERR_AO;
+#else
+    const bool hw = false;
+#endif
+    if (!hw && (now == UINT64_MAX || now <= at || f.modified_since_open()))
+      throw Error("E_IO_TRUNCATED",
+                  f.path() + " ends at byte " + (now == UINT64_MAX ? std::string("?") : std::to_string(now)) +
+                      " but byte " + std::to_string(at) + " was needed (tensor " + t.name +
+                      "): the file was truncated or replaced while being read",
+                  f.path(), t.name);
+    throw Error("E_IO_READ",
+                "read error in " + f.path() + " (tensor " + t.name + ") at byte " + std::to_string(at) + ": " +
+                    (hw ? "hardware memory error" : "the mapped page could not be read (I/O error)"),
+                f.path(), t.name);
+  }
+
+  // A stretch of a plain (F64/F32/F16/BF16) source, in pieces bounded by the staging buffer (the
+  // rank pass reads whole tensors through it); the same pieces and kernels whatever the source,
+  // so mapped and pread reads give bit-identical results.
+  template <class Src>
+  void read_plain(const Src& src, const jobs::Source& s, uint64_t e0, uint64_t count, float* dst,
+                  std::vector<unsigned char>& raw, std::vector<double>& wide, cpu::Moments* m, bool values) {
+    const size_t esz = dtype_size(s.dtype);
+    const uint64_t piece_max = std::max<uint64_t>(1, raw.size() / 8);
     for (uint64_t done = 0; done < count;) {
-      uint64_t n = std::min(count - done, piece_max);
-      uint64_t off = s.offset + (e0 + done) * esz;
+      const uint64_t n = std::min(count - done, piece_max);
+      const uint64_t off = s.offset + (e0 + done) * esz;
       if (s.dtype == DType::F32) {
-        f.read_exact(off, dst + done, size_t(n * 4), t.name);
+        if constexpr (Src::mapped) {
+          const unsigned char* p = src.base + off;
+          if (!values && m && reinterpret_cast<uintptr_t>(p) % alignof(float) == 0) {
+            // Moments only: reduce the page-cache bytes where they are mapped, no copy.
+            *m = cpu::merge(*m, cpu::moments_f32(reinterpret_cast<const float*>(p), size_t(n)));
+            bytes_read_ += n * esz;
+            done += n;
+            continue;
+          }
+          std::memcpy(dst + done, p, size_t(n * 4));
+        } else {
+          src.f.read_exact(off, dst + done, size_t(n * 4), src.tensor);
+        }
       } else {
-        f.read_exact(off, raw.data(), size_t(n * esz), t.name);
-        cpu::to_f32(s.dtype, raw.data(), dst + done, size_t(n));
+        const unsigned char* p = src.at(off, size_t(n * esz), raw.data());
+        cpu::to_f32(s.dtype, p, dst + done, size_t(n));
         if (m && s.dtype == DType::F64) {
-          cpu::to_f64(DType::F64, raw.data(), wide.data(), size_t(n));
+          cpu::to_f64(DType::F64, p, wide.data(), size_t(n));
           *m = cpu::merge(*m, cpu::moments_f64(wide.data(), size_t(n)));
         }
       }
@@ -403,9 +550,9 @@ class Runner {
   // elements [e0, e0 + count) become pieces contiguous in the file (a whole stretch, or one per
   // row when the rows are permuted); each piece reads the blocks that cover it, dequantises whole
   // blocks straight into dst and the partial first and last blocks through a small buffer.
-  void read_mapped(const jobs::Tensor& t, const jobs::Source& s, uint64_t e0, uint64_t count, float* dst,
-                   std::vector<unsigned char>& raw) {
-    const io::FileReader& f = files_[s.file];
+  template <class Src>
+  void read_blocks(const Src& src, const jobs::Tensor& t, const jobs::Source& s, uint64_t e0, uint64_t count,
+                   float* dst, std::vector<unsigned char>& raw, cpu::Moments* m) {
     const uint64_t be = block_elems(s.dtype), bb = block_bytes(s.dtype);
     const uint64_t blocks_max = std::max<uint64_t>(1, raw.size() / bb);  // raw holds >= 8 KiB: >= 39 blocks of 210 B
     float part[256];
@@ -423,9 +570,8 @@ class Runner {
       while (g < end) {
         const uint64_t blk = g / be, last = (end - 1) / be;
         const uint64_t nb = std::min(last - blk + 1, blocks_max);
-        f.read_exact(s.offset + blk * bb, raw.data(), size_t(nb * bb), t.name);
+        const unsigned char* p = src.at(s.offset + blk * bb, size_t(nb * bb), raw.data());
         const uint64_t cover = std::min(end, (blk + nb) * be);
-        const unsigned char* p = raw.data();
         if (uint64_t skip = g - blk * be) {  // starts inside a block
           cpu::dequantize(s.dtype, p, part, 1);
           const uint64_t take = std::min(be - skip, cover - g);
@@ -443,6 +589,57 @@ class Runner {
         }
       }
       done += n;
+    }
+    if (m) *m = cpu::merge(*m, cpu::moments_f32(dst, size_t(count)));
+    bytes_read_ += stored_range(s.dtype, e0, count);
+  }
+
+  // Gives back the pages of model k's stretch [e0, e0 + count) of tensor t (MADV_DONTNEED): read
+  // and reduced, they need not stay in our resident set. Pages shared with a neighbouring stretch
+  // that another thread still reads are simply faulted in again by it.
+  void release_stretch(const jobs::Tensor& t, size_t k, uint64_t e0, uint64_t count) {
+    const jobs::Source& s = t.sources[k];
+    const io::FileReader& f = files_[s.file];
+    if (!f.data()) return;
+    const auto span = stored_span(t, s, e0, count);
+    f.release(span.first, span.second - span.first);
+  }
+
+  // Gives back every model's pages of batch b once all its items are folded (no thread reads them
+  // any more). Per model the released bytes trail behind the folded ones in whole granules of
+  // release_granule_ bytes (2 MiB while N x 2 MiB fits the budget: a huge page-cache folio mapped
+  // by one page-table entry is dropped once, not once per batch); flush_releases() gives back the
+  // rest. Called by whichever thread folded the batch's last item, so under release_mu_.
+  void release_batch(size_t b) {
+    std::lock_guard<std::mutex> lock(release_mu_);
+    const Batch& batch = batches_[b];
+    for (size_t k = 0; k < N_; ++k) {
+      Pending& p = pending_[k];
+      for (const Segment& sg : batch.segs) {
+        const jobs::Tensor& t = job_.tensors[sg.tensor];
+        const jobs::Source& s = t.sources[k];
+        const io::FileReader& f = files_[s.file];
+        if (!f.data() || sg.count == 0) continue;
+        const auto span = stored_span(t, s, sg.elem_begin, sg.count);
+        if (p.file == &f && span.first <= p.hi + 4096 && span.second >= p.hi) {
+          p.hi = span.second;
+        } else {
+          if (p.file) p.file->release(p.lo, p.hi - p.lo);
+          p.file = &f, p.lo = span.first, p.hi = span.second;
+        }
+        const uint64_t cut = p.hi / release_granule_ * release_granule_;
+        if (cut > p.lo) {
+          p.file->release(p.lo, cut - p.lo);
+          p.lo = cut;
+        }
+      }
+    }
+  }
+  void flush_releases() {
+    std::lock_guard<std::mutex> lock(release_mu_);
+    for (Pending& p : pending_) {
+      if (p.file && p.hi > p.lo) p.file->release(p.lo, p.hi - p.lo);
+      p = Pending{};
     }
   }
 
@@ -485,21 +682,27 @@ class Runner {
         fold_cv_.notify_all();
         break;
       }
+      size_t release_from = 0, release_to = 0;  // batches whose last item this thread folded
       {
         std::lock_guard<std::mutex> lock(fold_mu_);
         sl.ready = true;
+        release_from = release_to = folded_ < items_.size() ? items_[folded_].batch : 0;
         while (folded_ < items_.size() && slots_[folded_ % ring_].ready) {
           Slot& f = slots_[folded_ % ring_];
           if (!halted()) fold(f);
           f.ready = false;
           ++folded_;
+          if (folded_ == items_.size() || items_[folded_].batch != items_[folded_ - 1].batch)
+            release_to = items_[folded_ - 1].batch + 1;
         }
       }
       fold_cv_.notify_all();
+      for (size_t b = release_from; b < release_to; ++b) release_batch(b);
       if (tid == 0) report_progress();
     }
     std::vector<float>().swap(x);
     sync(tid, 0);  // everyone agrees on stop_ before the rank pass (or the end)
+    if (tid == 0) flush_releases();  // every item is folded: no thread reads the chunked pass's bytes
     if (stop_) return;
 
     for (size_t t : rank_tensors_) rank_tensor(tid, t, raw);
@@ -535,11 +738,13 @@ class Runner {
         float* dst = whole_.data() + k * E;
         if (E == ten.numel()) {
           read_stretch(ten, k, 0, ten.numel(), dst, raw, none, nullptr);
+          release_stretch(ten, k, 0, ten.numel());
           continue;
         }
         for (size_t i = 0; i < R && !halted(); ++i) {
           float* into = C == ten.cols ? dst + i * C : row.data();
           read_stretch(ten, k, bl.rows[i] * ten.cols, ten.cols, into, raw, none, nullptr);
+          release_stretch(ten, k, bl.rows[i] * ten.cols, ten.cols);
           if (C != ten.cols)
             for (size_t j = 0; j < C; ++j) dst[i * C + j] = row[bl.cols[j]];
         }
@@ -586,8 +791,10 @@ class Runner {
     if (!allocate_whole(tid, size_t(numel) * N_)) return;
     std::vector<double> none;
     try {
-      for (size_t k; !halted() && (k = next_model_.fetch_add(1)) < N_;)
+      for (size_t k; !halted() && (k = next_model_.fetch_add(1)) < N_;) {
         read_stretch(ten, k, 0, numel, whole_.data() + k * numel, raw, none, nullptr);
+        release_stretch(ten, k, 0, numel);
+      }
     } catch (...) {
       fail();
     }
@@ -677,6 +884,14 @@ class Runner {
   uint64_t chunk_ = 1;
   bool any_f64_ = false;
   std::vector<io::FileReader> files_;
+  // Per model: the bytes of its last stretches read but not yet given back (release_batch).
+  struct Pending {
+    const io::FileReader* file = nullptr;
+    uint64_t lo = 0, hi = 0;
+  };
+  std::vector<Pending> pending_;
+  uint64_t release_granule_ = 4096;
+  std::mutex release_mu_;
   std::vector<Batch> batches_;
   std::vector<size_t> rank_tensors_, spectrum_tensors_;
   std::vector<Block> blocks_;

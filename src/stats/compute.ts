@@ -36,6 +36,8 @@ export interface GroupStats {
   bytesRead: number;
   seconds: number;
   fallbackReason?: string;
+  /** Set when the native runner read some files with pread because they could not be mapped. */
+  ioNote?: string;
 }
 
 /** Runs one native statistics job, honouring the AbortSignal and mapping native errors. */
@@ -125,6 +127,7 @@ export async function groupStatistics(group: ArchitectureGroup, options: StatsOp
     bytesRead: result.bytesRead,
     seconds: result.seconds,
     ...(result.fallbackReason ? { fallbackReason: result.fallbackReason } : {}),
+    ...(result.ioNotes?.length ? { ioNote: result.ioNotes.join('; ') } : {}),
   };
 }
 
