@@ -226,6 +226,8 @@ async function pipeline(models: Model[], options: RecoverOptions, headerSeconds:
     diagnostics.bytesRead += gs.bytesRead;
     // Only 'auto' falls back: information for whoever looks, not a warning (nobody asked for CUDA).
     if (gs.fallbackReason) diagnostics.backendFallback = gs.fallbackReason;
+    // Files that could not be memory-mapped were read with pread (slower, same numbers): say so.
+    if (gs.ioNote && !diagnostics.warnings.includes(gs.ioNote)) diagnostics.warnings.push(gs.ioNote);
     checkAbort();
 
     // A per-family pass of extra statistics (rank, spectrum), counted with the statistics stage.
