@@ -95,6 +95,8 @@ export function isQuantizedDtype(dtype: string): boolean {
 /** Merge thresholds: residual / distance to the nearest model, and the least meaningful weight. */
 export const MERGE_MAX_RESIDUAL = 0.15;
 export const MERGE_MIN_WEIGHT = 0.05;
+/** A fine-tune x of a merge m: |cos(x - m, parent - m)| below this for every parent of m. */
+export const HUB_CHILD_MAX_COS = 0.5;
 /** A moved 2-D tensor of a merged LoRA has rank <= this share of min(rows, cols). */
 export const ADAPTER_MAX_RANK_SHARE = 0.5;
 
@@ -434,8 +436,27 @@ export function typedRelations(stats: TensorStats, graph: GraphResult, facts: Mo
     if (m.parents.some((p) => mergeOf[p]?.parents.includes(i))) mergeOf[i] = null;
   }
 
-  // 5. The primary tree over the core (see the file comment).
-  const removed = (k: number) => isCopy(k) || mergeOf[k] !== null || (loraOf[k] !== null && !rankFamily.has(famOf[k]!));
+  // 5. The primary tree over the core (see the file comment). A model whose nearest model is a
+  // merge or a merged LoRA (and not one of its parents) is that model's fine-tune: out of the core too.
+  const hubs = ids.map((_, k) => k).filter((k) => !isCopy(k) && (mergeOf[k] !== null || (loraOf[k] !== null && !rankFamily.has(famOf[k]!))));
+  const hubChild: (number | null)[] = new Array(N).fill(null);
+  for (let x = 0; x < N; x++) {
+    if (isCopy(x) || hubs.includes(x)) continue;
+    let near: number | null = null, nearD = Infinity;
+    for (let k = 0; k < N; k++)
+      if (k !== x && famOf[k] === famOf[x] && !isCopy(k) && D[x * N + k]! < nearD) { near = k; nearD = D[x * N + k]!; }
+    if (near === null || !hubs.includes(near)) continue;
+    const mp = mergeOf[near] ? mergeOf[near]!.parents : [loraOf[near]!];
+    if (mp.includes(x)) continue;
+    // x = m + delta: delta is about orthogonal to (k - m) for every other model k. A model the
+    // merge sits near for another reason (the base its parents share, with its other children) is not.
+    const m = near;
+    const cos = (p: number) => (D[x * N + m]! + D[p * N + m]! - D[x * N + p]!) / (2 * Math.sqrt(D[x * N + m]! * D[p * N + m]!) || 1);
+    const third = ids.map((_, k) => k).filter((k) => k !== x && k !== m && famOf[k] === famOf[x] && !isCopy(k));
+    if (third.some((k) => !(Math.abs(cos(k)) < HUB_CHILD_MAX_COS))) continue;
+    hubChild[x] = near;
+  }
+  const removed = (k: number) => isCopy(k) || mergeOf[k] !== null || (loraOf[k] !== null && !rankFamily.has(famOf[k]!)) || hubChild[k] !== null;
   let parent: (number | null)[] = [...graph.parent];
   let confidence = [...graph.confidence];
   if (ids.some((_, k) => removed(k))) {
@@ -487,24 +508,12 @@ export function typedRelations(stats: TensorStats, graph: GraphResult, facts: Mo
     if (loraOf[i] === null || mergeOf[i] || isCopy(i)) continue;
     if (!rankFamily.has(famOf[i]!)) { parent[i] = loraOf[i]!; confidence[i] = 0.95; }
   }
-  // A core model nearer to a merge / merged LoRA than to its core parent is that model's fine-tune.
-  const hubs = ids.map((_, k) => k).filter((k) => !isCopy(k) && (mergeOf[k] !== null || (loraOf[k] !== null && !rankFamily.has(famOf[k]!))));
+  // Fine-tunes of merges and merged LoRA.
   for (let x = 0; x < N; x++) {
-    if (removed(x)) continue;
-    const p = parent[x];
-    // Nearer than every core model, not only the core parent.
-    let best: number | null = null, bestD = Infinity;
-    for (let k = 0; k < N; k++) if (k !== x && famOf[k] === famOf[x] && !removed(k)) bestD = Math.min(bestD, D[x * N + k]!);
-    for (const m of hubs) {
-      if (famOf[m] !== famOf[x] || m === x) continue;
-      if (D[x * N + m]! >= bestD) continue;
-      // x must not be (an ancestor of) one of m's parents, or m's own parent.
-      const mp = parents[m]!.length ? parents[m]!.map((e) => e.parent) : [parent[m]!];
-      if (mp.some((q) => q === x || (q !== null && ancestors(q, parent).has(x)))) continue;
-      best = m;
-      bestD = D[x * N + m]!;
-    }
-    if (best !== null && p !== null) { parent[x] = best; }
+    const m = hubChild[x];
+    if (m === null || m === undefined) continue;
+    parent[x] = m;
+    confidence[x] = round4(Math.min(0.95, graph.confidence[x]!));
   }
   // Copies: their source.
   for (let i = 0; i < N; i++) {
