@@ -13,11 +13,11 @@ const dir = mkdtempSync(join(tmpdir(), 'mother-card-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe('model cards', () => {
-  it('reads base_model (one or a list) and base_model_relation from YAML front matter', () => {
-    expect(frontMatter('---\nbase_model: org/a\nbase_model_relation: finetune\n---\n# x')).toEqual({ base_model: 'org/a', base_model_relation: 'finetune' });
-    expect(frontMatter('---\nbase_model:\n- org/a\n- org/b\n---\n')).toEqual({ base_model: ['org/a', 'org/b'] });
-    expect(frontMatter('# no front matter')).toBeNull();
-    expect(frontMatter('---\n: : bad: [\n---\n')).toBeNull();
+  it('reads base_model (one or a list) and base_model_relation from YAML front matter', async () => {
+    expect(await frontMatter('---\nbase_model: org/a\nbase_model_relation: finetune\n---\n# x')).toEqual({ base_model: 'org/a', base_model_relation: 'finetune' });
+    expect(await frontMatter('---\nbase_model:\n- org/a\n- org/b\n---\n')).toEqual({ base_model: ['org/a', 'org/b'] });
+    expect(await frontMatter('# no front matter')).toBeNull();
+    expect(await frontMatter('---\n: : bad: [\n---\n')).toBeNull();
   });
 
   it('readCard joins README and config.json; nothing there is null', async () => {

@@ -5,7 +5,13 @@
  */
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { parse as parseYaml } from 'yaml';
+
+/** The yaml library, loaded on first use (commands that read no card never load it). */
+let yamlParse: ((src: string, options?: object) => unknown) | undefined;
+async function loadYaml(): Promise<(src: string, options?: object) => unknown> {
+  yamlParse ??= (await import('yaml')).parse as (src: string, options?: object) => unknown;
+  return yamlParse;
+}
 
 export interface ModelCard {
   /** README front matter base_model: one hub id or a list, null when absent. */
@@ -19,9 +25,10 @@ export interface ModelCard {
 }
 
 /** The YAML front matter of a README (between a first line `---` and the next `---`), or null. */
-export function frontMatter(text: string): Record<string, unknown> | null {
+export async function frontMatter(text: string): Promise<Record<string, unknown> | null> {
   const m = /^\uFEFF?---[ \t]*\r?\n([\s\S]*?)\r?\n---[ \t]*(\r?\n|$)/.exec(text);
   if (!m) return null;
+  const parseYaml = await loadYaml();
   try {
     const v: unknown = parseYaml(m[1]!, { maxAliasCount: 100 });
     return v && typeof v === 'object' && !Array.isArray(v) ? (v as Record<string, unknown>) : null;
@@ -52,7 +59,7 @@ async function readText(path: string, limit = 1 << 20): Promise<string | null> {
 export async function readCard(dir: string): Promise<ModelCard | null> {
   const [readme, config] = await Promise.all([readText(join(dir, 'README.md')), readText(join(dir, 'config.json'))]);
   if (readme === null && config === null) return null;
-  const fm = readme === null ? null : frontMatter(readme);
+  const fm = readme === null ? null : await frontMatter(readme);
   let cfg: Record<string, unknown> | null = null;
   if (config !== null)
     try {
