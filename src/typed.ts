@@ -57,7 +57,8 @@ export async function groupRelations(
   const index = new Map(stats.ids.map((id, k) => [id, k]));
   const typed = typedRelations(stats, graph, {
     format: group.models.map((m) => m.format),
-    dtypes: group.models.map((_, k) => group.tensors.map((t) => t.dtypes[k]!)),
+    // The stored dtype ('Q8_0' in a GGUF file), not the one the kernels compute in.
+    dtypes: group.models.map((m, k) => group.tensors.map((t) => m.tensors.get(t.name)?.dtype ?? t.dtypes[k]!)),
     files: group.models.map((m) => m.files.length),
     ...(rank ? { rank } : {}),
     claimedBases: group.models.map((m) => {
