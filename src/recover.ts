@@ -16,6 +16,8 @@ import type { GraphOptions, GraphResult } from './graph/types.js';
 import { buildCatalogue, discoverModels, isModelReadError, openModels, type ArchitectureGroup, type Model } from './io/index.js';
 import { addRankStatistics, addSpectrumStatistics, groupStatistics, looksAdapterTuned, pooledKurtosis } from './stats/compute.js';
 import type { Diagnostics, Family, ProgressEvent, RecoveredModel, RecoverOptions, RecoverResult, SkippedModel } from './types.js';
+import { groupRelations, placeAdaptersAndClaims, readCards } from './typed.js';
+import type { TypedResult } from './graph/relations.js';
 import { MAX_THREADS } from './util/limits.js';
 import { recoverGroupScaled, SCALE_AUTO_MODELS } from './scale/recover.js';
 import { sketchable } from './stats/sketch.js';
@@ -160,11 +162,25 @@ async function run(inputs: string[], options: RecoverOptions): Promise<RecoverRe
   }
 }
 
+/** The tree as typed edges when no relations were decided (the scale path): fine-tunes, LoRA adapters. */
+function untyped(graph: GraphResult): TypedResult {
+  return {
+    parent: graph.parent, confidence: graph.confidence, warnings: [],
+    parents: graph.parent.map((p, k) => (p === null ? [] : [{ parent: p, relation: graph.families[graph.family[k]!]!.distance === 'lora' ? 'adapter' as const : 'finetune' as const, confidence: graph.confidence[k]! }])),
+  };
+}
+
 /** Catalogue, statistics and graph over the opened models. */
-async function pipeline(models: Model[], options: RecoverOptions, headerSeconds: number, skippedModels: SkippedModel[]): Promise<RecoverResult> {
+async function pipeline(allModels: Model[], options: RecoverOptions, headerSeconds: number, skippedModels: SkippedModel[]): Promise<RecoverResult> {
   const { signal } = options;
   const progress = (e: ProgressEvent) => options.onProgress?.(e);
   const checkAbort = () => { if (signal?.aborted) throw new AbortError(); };
+  // Unmerged PEFT adapters are placed after the trees (src/typed.ts), unless nothing else is here.
+  const others = allModels.filter((m) => m.format !== 'peft-adapter');
+  const models = others.length ? others : allModels;
+  const adapters = others.length ? allModels.filter((m) => m.format === 'peft-adapter') : [];
+  const cards = await readCards(allModels);
+  const allIds = allModels.map((m) => m.id);
   const groups: ArchitectureGroup[] = buildCatalogue(models, {
     include: options.include, exclude: options.exclude,
     squareOnly: options.squareOnly, minElements: options.minElements,
@@ -257,18 +273,24 @@ async function pipeline(models: Model[], options: RecoverOptions, headerSeconds:
     const tg = performance.now();
     progress({ stage: 'graph', done: g, total: groups.length });
     const graph = recoverGraph(gs.stats, graphOptions);
+    const { typed, bytesRead: typedBytes } = await groupRelations(group, gs.stats, graph, graphOptions, {
+      backend: options.backend, device: options.device, threads: options.threads, signal,
+    }, cards, allIds);
+    diagnostics.bytesRead += typedBytes;
     diagnostics.seconds.graph += (performance.now() - tg) / 1000;
 
-    addGroup(group, g, graph, gs.stats.kurtosis);
+    addGroup(group, g, graph, gs.stats.kurtosis, typed);
   }
-  function addGroup(group: ArchitectureGroup, g: number, graph: GraphResult, kurtosis: Float64Array): void {
-    diagnostics.warnings.push(...graph.warnings.map((w) => (groups.length > 1 ? `architecture group ${g + 1}: ${w}` : w)));
+  function addGroup(group: ArchitectureGroup, g: number, graph: GraphResult, kurtosis: Float64Array, typed: TypedResult = untyped(graph)): void {
+    diagnostics.warnings.push(...[...graph.warnings, ...typed.warnings].map((w) => (groups.length > 1 ? `architecture group ${g + 1}: ${w}` : w)));
     const familyBase = families.length;
     const ids = group.models.map((m) => m.id);
-    for (const f of graph.families) {
+    for (const [fi, f] of graph.families.entries()) {
+      // The typed tree may root a family elsewhere (a copy's source, a merge's parent).
+      const root = f.members.find((k) => typed.parent[k] === null && graph.family[k] === fi) ?? f.root;
       families.push({
         index: families.length,
-        root: ids[f.root]!,
+        root: ids[root]!,
         size: f.members.length,
         members: f.members.map((k) => ids[k]!),
         distance: f.distance,
@@ -278,25 +300,29 @@ async function pipeline(models: Model[], options: RecoverOptions, headerSeconds:
       });
     }
     group.models.forEach((m, k) => {
-      const p = graph.parent[k];
+      const p = typed.parent[k];
       const ru = graph.runnerUp[k];
       rows.push({
         id: m.id,
         path: m.path,
         parent: p === null || p === undefined ? null : ids[p]!,
-        confidence: graph.confidence[k]!,
+        confidence: typed.confidence[k]!,
         family: familyBase + graph.family[k]!,
         kurtosis: pooledKurtosis(kurtosis, group.tensors, k),
-        ...(ru ? { runnerUp: { parent: ru.parent === null ? null : ids[ru.parent]!, confidence: ru.confidence } } : {}),
+        ...(ru && (typed.parent[k] ?? null) === (graph.parent[k] ?? null) ? { runnerUp: { parent: ru.parent === null ? null : ids[ru.parent]!, confidence: ru.confidence } } : {}),
+        parents: typed.parents[k]!.map((e) => ({ id: ids[e.parent]!, relation: e.relation, ...(e.weight !== undefined ? { weight: e.weight } : {}), confidence: e.confidence })),
+        declared: null,
+        format: m.format,
       });
     });
   }
+  await placeAdaptersAndClaims(rows, families, adapters, allModels, cards, diagnostics.warnings);
   } finally {
     store?.close();
   }
   for (const m of skippedModels) diagnostics.warnings.push(`skipped model ${m.path}: ${m.message} [${m.code}]`);
   // Rows in discovery order, whatever the grouping.
-  const order = new Map(models.map((m, i) => [m.id, i]));
+  const order = new Map(allModels.map((m, i) => [m.id, i]));
   rows.sort((a, b) => order.get(a.id)! - order.get(b.id)!);
   checkAbort(); // an abort during the last group's graph stage still wins
   return { models: rows, families, diagnostics, ...(scale ? { scale } : {}) };

@@ -82,6 +82,37 @@ export interface RecoveredModel {
   kurtosis: number;
   /** Best alternative parent (id) and its margin, where one exists. */
   runnerUp?: { parent: string | null; confidence: number };
+  /**
+   * Every parent with its relation (src/graph/relations.ts); [] for a root. recover() always sets
+   * parents, declared and format; they are optional for results built by hand. A merge lists each of
+   * its parents with its estimated coefficient; `parent` is the primary one (the largest weight).
+   */
+  parents?: TypedParent[];
+  /** What the model's card (README.md front matter) claims, and whether the weights agree; null without a claim. */
+  declared?: DeclaredClaim | null;
+  /** How the model is stored: 'safetensors', 'peft-adapter' (compared as base + (alpha/r)·B·A), 'gguf'. */
+  format?: string;
+}
+
+export type Relation = 'finetune' | 'adapter' | 'merge' | 'quantized' | 'cast' | 'duplicate';
+
+export interface TypedParent {
+  id: string;
+  relation: Relation;
+  /** Merge coefficient (merges only). */
+  weight?: number;
+  /** In [0, 1]: how sure this edge and its type are. */
+  confidence: number;
+}
+
+export interface DeclaredClaim {
+  /** The card's base_model as written (one hub id or a list). */
+  baseModel: string | string[];
+  /** The card's base_model_relation, or null when it gives none. */
+  relation: string | null;
+  /** true: the weights give these parents (and this relation); false: they contradict it; null: cannot tell. */
+  agrees: boolean | null;
+  note: string;
 }
 
 export interface Family {

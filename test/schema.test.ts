@@ -53,7 +53,7 @@ describe('result schema', () => {
 
   it('lists exactly the fields of the TypeScript types', () => {
     // Records over keyof: adding a field to a type without adding it here fails the typecheck.
-    const model: Record<keyof RecoveredModel, true> = { id: true, path: true, parent: true, confidence: true, family: true, kurtosis: true, runnerUp: true };
+    const model: Record<keyof RecoveredModel, true> = { id: true, path: true, parent: true, confidence: true, family: true, kurtosis: true, runnerUp: true, parents: true, declared: true, format: true };
     const family: Record<keyof Family, true> = { index: true, root: true, size: true, members: true, distance: true, evidence: true, direction: true, architecture: true };
     const diagnostics: Record<keyof Diagnostics, true> = {
       backend: true, device: true, threads: true, tensorsUsed: true, tensorsSkipped: true, bytesRead: true, seconds: true,

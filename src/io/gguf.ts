@@ -140,6 +140,7 @@ export function ggufModel(id: string, path: string, g: RawGguf): Model {
   const model: Model = {
     id,
     path,
+    format: 'gguf',
     files: [g.path],
     tensors,
     metadata,

@@ -36,8 +36,12 @@ export interface TensorInfo {
   permuteHeads?: number;
 }
 
+/** How a model is stored: a safetensors model, a PEFT adapter folder (src/io/peft.ts), a GGUF file. */
+export type ModelFormat = 'safetensors' | 'peft-adapter' | 'gguf';
+
 export interface Model {
   id: string;
+  format: ModelFormat;
   /** The path given (file or folder), resolved. */
   path: string;
   /** The safetensors files read. */
@@ -53,6 +57,17 @@ export interface Model {
 }
 
 export const INDEX_NAME = 'model.safetensors.index.json';
+/** A PEFT adapter folder: its config and its factors (see src/io/peft.ts). */
+export const ADAPTER_CONFIG = 'adapter_config.json';
+export const ADAPTER_WEIGHTS = 'adapter_model.safetensors';
+
+async function isFile(p: string): Promise<boolean> {
+  try {
+    return (await stat(p)).isFile();
+  } catch {
+    return false;
+  }
+}
 export const SINGLE_NAME = 'model.safetensors';
 
 /** Error codes of stat/readdir failures -> input errors that name the path. */
@@ -94,9 +109,10 @@ function addTensors(tensors: Map<string, TensorInfo>, h: RawHeader): void {
   }
 }
 
-function makeModel(id: string, path: string, headers: RawHeader[], tensors: Map<string, TensorInfo>): Model {
+function makeModel(id: string, path: string, headers: RawHeader[], tensors: Map<string, TensorInfo>, format: ModelFormat = 'safetensors'): Model {
   const model: Model = {
     id,
+    format,
     path,
     files: headers.map((h) => h.path),
     tensors,
@@ -242,7 +258,8 @@ export async function openModel(path: string, id?: string): Promise<Model> {
     const h = await readHeader(join(full, single));
     const tensors = new Map<string, TensorInfo>();
     addTensors(tensors, h);
-    return makeModel(modelId, full, [h], tensors);
+    const adapter = single === ADAPTER_WEIGHTS && (await isFile(join(full, ADAPTER_CONFIG)));
+    return makeModel(modelId, full, [h], tensors, adapter ? 'peft-adapter' : 'safetensors');
   }
   if (files.length === 0) {
     const ggufs = await listSafetensors(full, GGUF_EXT);

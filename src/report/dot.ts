@@ -4,6 +4,7 @@
  */
 import type { RecoverResult } from '../types.js';
 import { buildForest, confidenceThreshold, formatConfidence, isLowConfidence, walk } from './forest.js';
+import { relationTag } from './text.js';
 
 /**
  * A DOT double-quoted string. Backslash is escaped too: in labels DOT reads `\n`, `\l`, `\N` ... as
@@ -36,13 +37,19 @@ export function formatDot(result: RecoverResult, options: DotOptions = {}): stri
         // re-reads the name through its escString rules.
         const attrs = [`label=${dotQuote(m.id)}`];
         if (m.parent === null) attrs.push('peripheries=2');
+        if (m.declared?.agrees === false) attrs.push('color=red', `tooltip=${dotQuote(`card claim contradicted: ${m.declared.note}`)}`);
+        // Parents other than the primary one (a merge's), dotted, with their relation and weight.
+        for (const p of m.parents ?? [])
+          if (p.id !== m.parent)
+            edges.push(`  ${dotQuote(p.id)} -> ${dotQuote(m.id)} [label=${dotQuote(`${p.relation}${p.weight !== undefined ? ` ${p.weight.toFixed(2)}` : ''}`)}, style=dotted, constraint=false];`);
         out.push(`    ${dotQuote(m.id)} [${attrs.join(', ')}];`);
         for (const c of node.children) {
           const conf = c.model.confidence;
           const doubtful = isLowConfidence(conf, low);
           if (doubtful) lowEdges++;
           const style = doubtful ? ', style=dashed' : '';
-          edges.push(`  ${dotQuote(m.id)} -> ${dotQuote(c.model.id)} [label=${dotQuote(formatConfidence(conf))}${style}];`);
+          const rel = relationTag(c.model);
+          edges.push(`  ${dotQuote(m.id)} -> ${dotQuote(c.model.id)} [label=${dotQuote(rel ? `${rel} ${formatConfidence(conf)}` : formatConfidence(conf))}${style}];`);
         }
       });
     }
@@ -53,6 +60,8 @@ export function formatDot(result: RecoverResult, options: DotOptions = {}): stri
     const text = `dashed edge: confidence below ${formatConfidence(low)} (${lowEdges} edge${lowEdges === 1 ? '' : 's'})`;
     out.push('  subgraph cluster_legend {', '    label="legend";', `    legend [shape=note, label=${dotQuote(text)}];`, '  }');
   }
+  const wrong = result.models.filter((m) => m.declared?.agrees === false);
+  for (const m of wrong) out.push(`  // warning: card claim of ${m.id.replace(/[\r\n]/g, ' ')} contradicted: ${m.declared!.note.replace(/[\r\n]/g, ' ')}`);
   out.push(...edges, '}');
   return out.join('\n') + '\n';
 }

@@ -171,3 +171,139 @@ export function formatEvaluationText(e: Evaluation): string {
   } else lines.push('wrong edges: none');
   return lines.join('\n') + '\n';
 }
+
+/* ---- Typed heritage graphs (TensorLock-style scoring) ---- */
+
+export interface TypedEdgeRow {
+  id: string;
+  parents: { id: string; relation: string }[];
+  /** Truth: { correct } of the card's claim; result: { agrees }. */
+  claim?: boolean | null;
+}
+
+export interface Prf {
+  truth: number;
+  predicted: number;
+  correct: number;
+  precision: number;
+  recall: number;
+  f1: number;
+}
+
+export interface TypedEvaluation {
+  /** Edges (child, parent), relation ignored. */
+  untyped: Prf;
+  /** Edges (child, parent, relation). */
+  typed: Prf;
+  /** Typed edges per relation type (of the truth's and the result's edges of that type). */
+  perRelation: Record<string, Prf>;
+  /** Merges whose every parent was found. */
+  mergesComplete: { merges: number; complete: number };
+  /** Card claims of the truth judged as the truth does (wrong ones flagged, right ones not). */
+  claims: { total: number; judgedRight: number; wrongFlagged: number; wrongTotal: number; rightFlagged: number; unjudged: number };
+  /** Truth models absent from the result (unread): their edges count as missed. */
+  missing: string[];
+}
+
+function prf(truth: number, predicted: number, correct: number): Prf {
+  const precision = predicted ? correct / predicted : truth ? 0 : 1;
+  const recall = truth ? correct / truth : 1;
+  const f1 = precision + recall ? (2 * precision * recall) / (precision + recall) : 0;
+  return { truth, predicted, correct, precision, recall, f1 };
+}
+
+/** Rows of a typed graph: `parents: [{id, relation}]` per model, else `parent` as a fine-tune edge. */
+export function typedRows(json: unknown, what: string, file?: string): TypedEdgeRow[] {
+  const models = (json as { models?: unknown } | null)?.models;
+  if (!Array.isArray(models)) throw new InputError('E_INPUT_FORMAT', `${what} has no "models" array`, { file });
+  return models.map((row, i) => {
+    const r = row as { id?: unknown; parent?: unknown; parents?: unknown; declared?: unknown } | null;
+    if (!r || typeof r.id !== 'string') throw new InputError('E_INPUT_FORMAT', `${what}: models[${i}] has no string "id"`, { file });
+    let parents: { id: string; relation: string }[];
+    if (Array.isArray(r.parents))
+      parents = r.parents.map((p, k) => {
+        const q = p as { id?: unknown; relation?: unknown } | null;
+        if (!q || typeof q.id !== 'string' || typeof q.relation !== 'string')
+          throw new InputError('E_INPUT_FORMAT', `${what}: models[${i}].parents[${k}] needs a string "id" and "relation"`, { file });
+        return { id: q.id, relation: q.relation };
+      });
+    else parents = typeof r.parent === 'string' ? [{ id: r.parent, relation: 'finetune' }] : [];
+    const d = r.declared as { correct?: unknown; agrees?: unknown } | null | undefined;
+    const claim = d && typeof d === 'object' ? (typeof d.correct === 'boolean' ? d.correct : typeof d.agrees === 'boolean' ? d.agrees : null) : undefined;
+    return { id: r.id, parents, ...(claim !== undefined ? { claim } : {}) };
+  });
+}
+
+/** Whether a truth file carries typed parents (`parents` arrays). */
+export function isTyped(json: unknown): boolean {
+  const models = (json as { models?: unknown } | null)?.models;
+  return Array.isArray(models) && models.some((m) => Array.isArray((m as { parents?: unknown } | null)?.parents));
+}
+
+/**
+ * Scores a typed graph against a typed truth, as TensorLock does: precision, recall and F1 of
+ * the edges, untyped and typed, per relation type; merges with all their parents; card claims
+ * judged right. A truth model missing from the result (unread) has all its edges missed.
+ */
+export function evaluateTyped(truth: TypedEdgeRow[], result: TypedEdgeRow[]): TypedEvaluation {
+  const byId = new Map(result.map((r) => [r.id, r]));
+  const known = new Set(truth.map((r) => r.id));
+  const missing = truth.filter((r) => !byId.has(r.id)).map((r) => r.id);
+  const edges = (rows: TypedEdgeRow[]) => rows.flatMap((r) => r.parents.map((p) => ({ child: r.id, parent: p.id, relation: p.relation })));
+  const T = edges(truth);
+  const P = edges(result.filter((r) => known.has(r.id)));
+  const key = (e: { child: string; parent: string }) => `${e.child}\u0000${e.parent}`;
+  const tkey = (e: { child: string; parent: string; relation: string }) => `${key(e)}\u0000${e.relation}`;
+  const Tu = new Set(T.map(key)), Tt = new Set(T.map(tkey));
+  const untyped = prf(Tu.size, new Set(P.map(key)).size, [...new Set(P.map(key))].filter((k) => Tu.has(k)).length);
+  const Pt = new Set(P.map(tkey));
+  const typed = prf(Tt.size, Pt.size, [...Pt].filter((k) => Tt.has(k)).length);
+  const perRelation: Record<string, Prf> = {};
+  for (const rel of [...new Set([...T, ...P].map((e) => e.relation))].sort()) {
+    const t = new Set(T.filter((e) => e.relation === rel).map(tkey));
+    const p = new Set(P.filter((e) => e.relation === rel).map(tkey));
+    perRelation[rel] = prf(t.size, p.size, [...p].filter((k) => t.has(k)).length);
+  }
+  const merges = truth.filter((r) => r.parents.some((p) => p.relation === 'merge'));
+  const complete = merges.filter((r) => {
+    const got = new Set((byId.get(r.id)?.parents ?? []).map((p) => p.id));
+    return r.parents.every((p) => got.has(p.id));
+  }).length;
+  const claims = { total: 0, judgedRight: 0, wrongFlagged: 0, wrongTotal: 0, rightFlagged: 0, unjudged: 0 };
+  for (const r of truth) {
+    if (typeof r.claim !== 'boolean') continue;
+    claims.total++;
+    const got = byId.get(r.id)?.claim;
+    if (!r.claim) claims.wrongTotal++;
+    if (typeof got !== 'boolean') { claims.unjudged++; continue; }
+    if (got === r.claim) claims.judgedRight++;
+    if (!r.claim && !got) claims.wrongFlagged++;
+    if (r.claim && !got) claims.rightFlagged++;
+  }
+  return { untyped, typed, perRelation, mergesComplete: { merges: merges.length, complete }, claims, missing };
+}
+
+const p4 = (x: Prf) => ({ ...x, precision: r4(x.precision), recall: r4(x.recall), f1: r4(x.f1) });
+
+export function formatTypedJson(e: TypedEvaluation): Record<string, unknown> {
+  return {
+    untyped: p4(e.untyped),
+    typed: p4(e.typed),
+    perRelation: Object.fromEntries(Object.entries(e.perRelation).map(([k, v]) => [k, p4(v)])),
+    mergesComplete: e.mergesComplete,
+    claims: e.claims,
+    missing: e.missing,
+  };
+}
+
+export function formatTypedText(e: TypedEvaluation): string {
+  const row = (name: string, x: Prf) =>
+    `  ${name.padEnd(10)} P ${x.precision.toFixed(3)}  R ${x.recall.toFixed(3)}  F1 ${x.f1.toFixed(3)}  (${x.correct} right of ${x.predicted} predicted, ${x.truth} true)`;
+  const lines = ['typed heritage graph (edges child <- parent):', row('untyped', e.untyped), row('typed', e.typed)];
+  for (const [k, v] of Object.entries(e.perRelation)) lines.push(row(k, v));
+  lines.push(`  merges with every parent found: ${e.mergesComplete.complete}/${e.mergesComplete.merges}`);
+  const c = e.claims;
+  lines.push(`  card claims judged right: ${c.judgedRight}/${c.total} (wrong claims flagged ${c.wrongFlagged}/${c.wrongTotal}, right claims flagged ${c.rightFlagged}, not judged ${c.unjudged})`);
+  if (e.missing.length) lines.push(`  not in the result (edges counted missed): ${listIds(e.missing)}`);
+  return lines.join('\n') + '\n';
+}

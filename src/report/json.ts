@@ -29,6 +29,16 @@ function modelRow(m: RecoveredModel): Record<string, unknown> {
     kurtosis: roundSignificant(m.kurtosis, 6),
   };
   if (m.runnerUp) row.runnerUp = { parent: m.runnerUp.parent, confidence: round(m.runnerUp.confidence, 4) };
+  if (m.parents)
+    row.parents = m.parents.map((p) => ({
+      id: p.id, relation: p.relation, ...(p.weight !== undefined ? { weight: round(p.weight, 4) } : {}), confidence: round(p.confidence, 4),
+    }));
+  if (m.declared !== undefined)
+    row.declared = m.declared === null ? null : {
+      baseModel: Array.isArray(m.declared.baseModel) ? [...m.declared.baseModel] : m.declared.baseModel,
+      relation: m.declared.relation, agrees: m.declared.agrees, note: m.declared.note,
+    };
+  if (m.format !== undefined) row.format = m.format;
   return row;
 }
 

@@ -4,6 +4,7 @@
  */
 import type { RecoverResult } from '../types.js';
 import { buildForest, confidenceThreshold, formatConfidence, isLowConfidence, walk } from './forest.js';
+import { relationTag } from './text.js';
 
 /** Mermaid label text inside ["..."]: quotes and markup characters as Mermaid entity codes. */
 export function mermaidLabel(s: string): string {
@@ -57,18 +58,24 @@ export function formatMermaid(result: RecoverResult, options: MermaidOptions = {
         const name = names.get(m.id)!;
         // Roots get the rounded shape so they stand out without colour.
         out.push(m.parent === null ? `    ${name}(["${mermaidLabel(m.id)}"])` : `    ${name}["${mermaidLabel(m.id)}"]`);
+        for (const p of m.parents ?? [])
+          if (p.id !== m.parent && names.has(p.id))
+            edges.push(`  ${names.get(p.id)!} -.->|${mermaidLabel(`${p.relation}${p.weight !== undefined ? ` ${p.weight.toFixed(2)}` : ''}`)}| ${name}`);
         for (const c of node.children) {
           const conf = c.model.confidence;
           const doubtful = isLowConfidence(conf, low);
           if (doubtful) lowEdges++;
           const arrow = doubtful ? '-.->' : '-->';
-          edges.push(`  ${name} ${arrow}|${formatConfidence(conf)}| ${names.get(c.model.id)!}`);
+          const rel = relationTag(c.model);
+          edges.push(`  ${name} ${arrow}|${rel ? `${mermaidLabel(rel)} ` : ''}${formatConfidence(conf)}| ${names.get(c.model.id)!}`);
         }
       });
     }
     out.push('  end');
   }
   out.push(...edges);
+  for (const m of result.models)
+    if (m.declared?.agrees === false) out.push(`  %% warning: card claim of ${mermaidLabel(m.id)} contradicted: ${mermaidLabel(m.declared.note)}`);
   if (lowEdges > 0) out.push(`  %% dotted links: confidence below ${formatConfidence(low)} (${lowEdges} link${lowEdges === 1 ? '' : 's'})`);
   return out.join('\n') + '\n';
 }

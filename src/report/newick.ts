@@ -54,6 +54,11 @@ function subtree(root: TreeNode, withLengths: boolean): string {
 export function formatNewick(result: RecoverResult, options: NewickOptions = {}): string {
   const withLengths = options.branchLengths ?? true;
   const lines: string[] = [];
+  // Newick holds trees, not DAGs: the primary parents only, and a comment says so.
+  const extra = result.models.reduce((a, m) => a + (m.parents ?? []).filter((p) => p.id !== m.parent).length, 0);
+  if (extra > 0) lines.push(`[primary tree only: ${extra} further parent edge(s) of merges are not shown; see the JSON report]`);
+  const wrong = result.models.filter((m) => m.declared?.agrees === false).map((m) => m.id);
+  if (wrong.length) lines.push(`[warning: ${wrong.length} model card claim(s) contradicted by the weights: ${wrong.join(', ').replace(/[[\]]/g, '')}]`);
   for (const forest of buildForest(result)) for (const root of forest.roots) lines.push(subtree(root, withLengths) + ';');
   return lines.join('\n') + (lines.length ? '\n' : '');
 }

@@ -45,6 +45,13 @@ function describeDirection(d: Family['direction'], arrow: string): string {
   return 'direction mixed';
 }
 
+/** The relation to the primary parent when it is not a plain fine-tune ('merge 0.50', 'cast', ...). */
+export function relationTag(m: RecoverResult['models'][number]): string {
+  const p = m.parents?.find((x) => x.id === m.parent);
+  if (!p || p.relation === 'finetune') return '';
+  return p.weight !== undefined ? `${p.relation} ${p.weight.toFixed(2)}` : p.relation;
+}
+
 export function formatText(result: RecoverResult, options: TextOptions = {}): string {
   const g = options.ascii ? ASCII : BOX;
   const color = options.color ?? false;
@@ -67,7 +74,11 @@ export function formatText(result: RecoverResult, options: TextOptions = {}): st
       const m = node.model;
       const isRoot = m.parent === null;
       const conf = `conf ${formatConfidence(m.confidence)}`;
-      let s = printable(m.id) + '  ' + dim(`(${isRoot ? 'root, ' : ''}${conf})`);
+      const rel = relationTag(m);
+      let s = printable(m.id) + '  ' + dim(`(${isRoot ? 'root, ' : ''}${rel ? `${rel}, ` : ''}${conf})`);
+      const extra = (m.parents ?? []).filter((p) => p.id !== m.parent);
+      if (extra.length) s += ' ' + dim(`[also ${extra.map((p) => `${p.relation} parent ${printable(p.id)}${p.weight !== undefined ? ` ${p.weight.toFixed(2)}` : ''}`).join(', ')}]`);
+      if (m.declared?.agrees === false) s += ' ' + warn('[card claim contradicted]');
       if (isLowConfidence(m.confidence, low)) {
         s += ' ' + warn('[low]');
         lowCalls++;

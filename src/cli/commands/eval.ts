@@ -3,9 +3,14 @@ import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import {
   evaluate,
+  evaluateTyped,
   formatEvaluationJson,
   formatEvaluationText,
+  formatTypedJson,
+  formatTypedText,
+  isTyped,
   parentRows,
+  typedRows,
 } from '../../report/evaluation.js';
 import { InputError } from '../../errors.js';
 import { nonEmpty, oneOf, parseCommand, UsageError, type OptionSpec } from '../args.js';
@@ -24,6 +29,12 @@ Reports: edge accuracy (the paper's metric: a model counts when its parent is ri
 when it is predicted as a root), undirected accuracy (edges the wrong way round count too),
 clustering ARI (true families = connected components of the true parents; predicted families
 = the result's "family" fields, else components of its parents), and the wrong edges.
+
+A typed truth (models with "parents": [{id, relation}], e.g. a hub folder's truth.json) is also
+scored as a typed graph, TensorLock-style: precision, recall and F1 of the edges untyped and
+typed, per relation type (finetune, adapter, merge, quantized, cast, duplicate), merges with all
+their parents, and card claims ("declared") judged as the truth does. Truth models missing from
+the result count as missed there; the tree metrics then need every model and are left out.
 `;
 
 const OPTIONS: OptionSpec = {
@@ -61,9 +72,22 @@ export async function evalCommand(argv: string[], ctx: CliContext): Promise<numb
   const format = v.format === undefined ? (ctx.stdout.isTTY ? 'text' : 'json') : oneOf('--format', v.format, ['text', 'json'] as const);
   const truthPath = resolve(ctx.cwd, nonEmpty('--truth', v.truth));
   const resultPath = resolve(ctx.cwd, positionals[0]!);
-  const truth = parentRows(await readJsonFile(truthPath, 'truth file', ctx.signal), `truth file ${truthPath}`, truthPath);
-  const result = parentRows(await readJsonFile(resultPath, 'result file', ctx.signal), `result file ${resultPath}`, resultPath);
-  const e = evaluate(truth, result, { truth: `the truth (${truthPath})`, result: `the result (${resultPath})` });
-  ctx.stdout.write(format === 'json' ? formatEvaluationJson(e) : formatEvaluationText(e));
+  const truthJson = await readJsonFile(truthPath, 'truth file', ctx.signal);
+  const resultJson = await readJsonFile(resultPath, 'result file', ctx.signal);
+  const truth = parentRows(truthJson, `truth file ${truthPath}`, truthPath);
+  const result = parentRows(resultJson, `result file ${resultPath}`, resultPath);
+  const names = { truth: `the truth (${truthPath})`, result: `the result (${resultPath})` };
+  if (!isTyped(truthJson)) {
+    const e = evaluate(truth, result, names);
+    ctx.stdout.write(format === 'json' ? formatEvaluationJson(e) : formatEvaluationText(e));
+    return 0;
+  }
+  const typed = evaluateTyped(typedRows(truthJson, `truth file ${truthPath}`, truthPath), typedRows(resultJson, `result file ${resultPath}`, resultPath));
+  // The tree metrics need every model; with some unread they are left out (the typed ones count them missed).
+  const tree = typed.missing.length ? null : evaluate(truth, result, names);
+  if (format === 'json') {
+    const doc = tree ? JSON.parse(formatEvaluationJson(tree)) : { tree: null };
+    ctx.stdout.write(JSON.stringify({ ...doc, typed: formatTypedJson(typed) }, null, 2) + '\n');
+  } else ctx.stdout.write((tree ? formatEvaluationText(tree) : 'tree metrics: left out (models missing from the result)\n') + formatTypedText(typed));
   return 0;
 }

@@ -1,0 +1,143 @@
+// Typed relations (src/graph/relations.ts) on synthetic zoos with exact statistics: copies,
+// casts, quantized copies (int8 blocks, as GGUF Q8_0), merges, merged LoRA; and the pure helpers
+// for adapters and card claims.
+import { describe, expect, it } from 'vitest';
+import { mulberry32 } from '../src/graph/confidence.js';
+import { recoverGraph } from '../src/graph/recover.js';
+import { castRatio, judgeClaim, placeAdapter, quantNoiseCeiling, typedRelations } from '../src/graph/relations.js';
+import { gaussian, SHAPES, statsOf, synthWeights } from './graph-synth.js';
+
+function bf16(x: number): number {
+  const f = new Float32Array([x]), u = new Uint32Array(f.buffer);
+  const b = u[0]!;
+  u[0] = ((b + 0x7fff + ((b >> 16) & 1)) >>> 16) << 16;
+  return f[0]!;
+}
+
+/** GGUF Q8_0-style: blocks of 32, scale max|x| / 127, values rounded to int8. */
+function q8(w: Float64Array): Float64Array {
+  const out = new Float64Array(w.length);
+  for (let b = 0; b < w.length; b += 32) {
+    let amax = 0;
+    for (let i = b; i < Math.min(w.length, b + 32); i++) amax = Math.max(amax, Math.abs(w[i]!));
+    const d = amax / 127;
+    for (let i = b; i < Math.min(w.length, b + 32); i++) out[i] = d ? Math.round(w[i]! / d) * d : 0;
+  }
+  return out;
+}
+
+// 0 root, 1-3 fine-tunes of 0, 4 fine-tune of 1.
+const TREE = [null, 0, 0, 0, 1];
+const F32 = SHAPES.map(() => 'F32');
+
+function zoo(extra: (base: Float64Array[][]) => { weights: Float64Array[]; dtype?: string; format?: string; files?: number }[]) {
+  const base = synthWeights({ parents: TREE, seed: 7 });
+  const more = extra(base);
+  const models = [...base, ...more.map((m) => m.weights)];
+  const stats = statsOf(models, false);
+  const graph = recoverGraph(stats, { bootstrap: 0 });
+  const facts = {
+    format: [...base.map(() => 'safetensors'), ...more.map((m) => m.format ?? 'safetensors')],
+    dtypes: [...base.map(() => F32), ...more.map((m) => SHAPES.map(() => m.dtype ?? 'F32'))],
+    files: [...base.map(() => 1), ...more.map((m) => m.files ?? 1)],
+  };
+  return { stats, graph, typed: typedRelations(stats, graph, facts, { bootstrap: 0 }) };
+}
+
+const rel = (t: ReturnType<typeof typedRelations>, k: number) => t.parents[k]!.map((e) => [e.parent, e.relation]);
+
+describe('typed relations', () => {
+  it('a zoo of plain fine-tunes keeps recoverGraph tree exactly, every edge a fine-tune', () => {
+    const { graph, typed } = zoo(() => []);
+    expect(typed.parent).toEqual(graph.parent);
+    expect(typed.confidence).toEqual(graph.confidence);
+    for (let k = 0; k < TREE.length; k++)
+      expect(typed.parents[k]).toEqual(graph.parent[k] === null ? [] : [expect.objectContaining({ parent: graph.parent[k], relation: 'finetune' })]);
+  });
+
+  it('finds a re-sharded duplicate, a BF16 cast and a Q8_0 copy, each with its source', () => {
+    const { typed } = zoo((b) => [
+      { weights: b[1]!.map((w) => Float64Array.from(w)), files: 2 }, // 5: duplicate of 1
+      { weights: b[2]!.map((w) => w.map(bf16)), dtype: 'BF16' }, // 6: cast of 2
+      { weights: b[4]!.map(q8), dtype: 'Q8_0', format: 'gguf' }, // 7: quantized copy of 4
+    ]);
+    expect(rel(typed, 5)).toEqual([[1, 'duplicate']]);
+    expect(rel(typed, 6)).toEqual([[2, 'cast']]);
+    expect(rel(typed, 7)).toEqual([[4, 'quantized']]);
+    // the originals keep their own parents
+    expect(typed.parent.slice(0, 5)).toEqual(TREE);
+  });
+
+  it('the original of two duplicates is the one in fewer files, whichever comes first', () => {
+    const { typed } = zoo((b) => [{ weights: b[3]!.map((w) => Float64Array.from(w)), files: 1 }]);
+    // model 5 (1 file) vs model 3 (1 file): the first one found stays the original
+    expect(rel(typed, 5)).toEqual([[3, 'duplicate']]);
+    expect(typed.parent[3]).toBe(0);
+  });
+
+  it('a cast is at rounding level only: a BF16 fine-tune is not a cast', () => {
+    const base = synthWeights({ parents: [null, 0], seed: 3 });
+    const stats = statsOf([base[0]!, base[1]!.map((w) => w.map(bf16))], false);
+    expect(castRatio(stats, [F32, SHAPES.map(() => 'BF16')], 1, 0)).toBeNull();
+    const copy = statsOf([base[0]!, base[0]!.map((w) => w.map(bf16))], false);
+    expect(castRatio(copy, [F32, SHAPES.map(() => 'BF16')], 1, 0)).toBeLessThanOrEqual(1);
+    // and a F32 model is never a cast of its BF16 copy
+    expect(castRatio(copy, [F32, SHAPES.map(() => 'BF16')], 0, 1)).toBeNull();
+  });
+
+  it('a linear merge of two siblings gets both parents with their weights, the larger primary', () => {
+    const { typed } = zoo((b) => [{ weights: b[1]!.map((w, t) => w.map((x, i) => 0.3 * x + 0.7 * b[2]![t]![i]!)) }]);
+    expect(typed.parents[5]!.map((e) => [e.parent, e.relation, e.weight])).toEqual([[2, 'merge', 0.7], [1, 'merge', 0.3]]);
+    expect(typed.parent[5]).toBe(2);
+    expect(typed.parent.slice(0, 5)).toEqual(TREE);
+  });
+
+  it('a merged LoRA (low-rank update of one tensor, the rest frozen) is an adapter of its base', () => {
+    const rand = mulberry32(11);
+    const { typed } = zoo((b) => [{
+      weights: b[3]!.map((w, t) => {
+        if (t !== 0) return Float64Array.from(w);
+        const [r, c] = SHAPES[0]!;
+        const u = Array.from({ length: r }, () => gaussian(rand)), v = Array.from({ length: c }, () => gaussian(rand));
+        return w.map((x, i) => x + 0.05 * u[Math.floor(i / c)]! * v[i % c]!);
+      }),
+    }]);
+    expect(rel(typed, 5)).toEqual([[3, 'adapter']]);
+    expect(typed.parent.slice(0, 5)).toEqual(TREE);
+  });
+
+  it('quantiser noise ceilings grow with coarser types', () => {
+    expect(quantNoiseCeiling('Q8_0')).toBeLessThan(quantNoiseCeiling('Q6_K'));
+    expect(quantNoiseCeiling('Q6_K')).toBeLessThan(quantNoiseCeiling('Q4_0'));
+    expect(quantNoiseCeiling('IQ2_XS')).toBeGreaterThan(quantNoiseCeiling('Q4_K'));
+  });
+});
+
+describe('adapters and claims', () => {
+  it('placeAdapter: the family from the scores, the declared base inside it, else the root', () => {
+    const scores = [
+      { id: 'a', family: 0, score: 0.30 }, { id: 'a-ft', family: 0, score: 0.31 },
+      { id: 'b', family: 1, score: 0.20 }, { id: 'b-ft', family: 1, score: 0.21 },
+    ];
+    const roots = new Map([[0, 'a'], [1, 'b']]);
+    expect(placeAdapter(scores, ['a-ft'], roots)).toMatchObject({ parent: 'a-ft', family: 0 });
+    expect(placeAdapter(scores, [], roots)).toMatchObject({ parent: 'a', family: 0 });
+    // a declared base of the other family does not override the weights
+    expect(placeAdapter(scores, ['b'], roots)).toMatchObject({ parent: 'a', family: 0 });
+    expect(placeAdapter([], [], roots)).toBeNull();
+  });
+
+  it('judgeClaim: bases must be exactly the parents, the relation (if given) theirs', () => {
+    const ft = [{ id: 'p', relation: 'finetune' as const }];
+    expect(judgeClaim(['p'], 'finetune', ft).agrees).toBe(true);
+    expect(judgeClaim(['p'], null, ft).agrees).toBe(true);
+    expect(judgeClaim(['g'], 'finetune', ft).agrees).toBe(false);
+    expect(judgeClaim(['p'], 'merge', ft).agrees).toBe(false);
+    const merge = [{ id: 'a', relation: 'merge' as const }, { id: 'b', relation: 'merge' as const }];
+    expect(judgeClaim(['b', 'a'], null, merge).agrees).toBe(true);
+    expect(judgeClaim(['a'], 'finetune', merge).agrees).toBe(false);
+    expect(judgeClaim([null], null, ft).agrees).toBeNull();
+    // a cast has no hub relation: any claimed relation is wrong, none is right
+    expect(judgeClaim(['p'], null, [{ id: 'p', relation: 'cast' }]).agrees).toBe(true);
+  });
+});
