@@ -12,12 +12,15 @@ have_fuzzer_clang() {
   local cxx
   for cxx in clang++ clang++-16 clang++-15 clang++-14; do
     command -v "$cxx" >/dev/null || continue
+    local probe
+    probe=$(mktemp)
     if echo 'extern "C" int LLVMFuzzerTestOneInput(const char*, unsigned long){return 0;}' |
-      "$cxx" -x c++ -fsanitize=fuzzer,address - -o /tmp/mother-ci-fuzz-probe 2>/dev/null; then
-      rm -f /tmp/mother-ci-fuzz-probe
+      "$cxx" -x c++ -fsanitize=fuzzer,address - -o "$probe" 2>/dev/null; then
+      rm -f "$probe"
       export CXX="$cxx"
       return 0
     fi
+    rm -f "$probe"
   done
   return 1
 }
