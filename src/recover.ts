@@ -23,6 +23,8 @@ import { recoverGroupScaled, SCALE_AUTO_MODELS } from './scale/recover.js';
 import { sketchable } from './stats/sketch.js';
 import { StatsCache } from './store/cache.js';
 import { checkOptionKeys } from './util/options.js';
+import { checkClusterOptions } from './cluster/options.js';
+import type { Coordinator } from './cluster/coordinator.js';
 
 const METHODS = ['mother', 'paper'] as const;
 const DISTANCES = ['auto', 'ft', 'lora'] as const;
@@ -31,7 +33,7 @@ const BACKENDS = ['auto', 'cpu', 'cuda'] as const;
 /** Every key recover() reads; anything else is a mistake (a typo, an option of another tool). */
 export const RECOVER_OPTION_KEYS: readonly (keyof RecoverOptions)[] = [
   'backend', 'device', 'threads', 'signal', 'onProgress', 'method', 'distance', 'lambda', 'include', 'exclude',
-  'squareOnly', 'minElements', 'families', 'bootstrap', 'seed', 'strict', 'scale', 'cache',
+  'squareOnly', 'minElements', 'families', 'bootstrap', 'seed', 'strict', 'scale', 'cache', 'cluster',
 ];
 const SCALES = ['auto', 'exact', 'sketch'] as const;
 
@@ -74,6 +76,11 @@ export function checkRecoverOptions(o: RecoverOptions): void {
   if (o.cache !== undefined && !(typeof o.cache === 'string' && o.cache.length > 0)) throw expected('a file path', 'cache', o.cache);
   if (o.cache !== undefined && o.scale === 'exact')
     throw new InputError('E_INPUT_OPTION', "cache works on the scale path; it cannot be used with scale 'exact'");
+  if (o.cluster !== undefined) checkClusterOptions(o.cluster);
+  if (o.cluster !== undefined && o.families !== undefined)
+    throw new InputError('E_INPUT_OPTION', 'families cannot be forced with cluster (the scale path infers families from the sketches)');
+  if (o.cluster !== undefined && o.scale === 'exact')
+    throw new InputError('E_INPUT_OPTION', "cluster runs the scale path; it cannot be used with scale 'exact'");
   if (o.onProgress !== undefined && typeof o.onProgress !== 'function') throw expected('a function', 'onProgress', o.onProgress);
   if (o.signal !== undefined && !(o.signal instanceof AbortSignal)) throw expected('an AbortSignal', 'signal', o.signal);
   for (const k of ['squareOnly', 'strict'] as const)
@@ -207,7 +214,10 @@ async function pipeline(allModels: Model[], options: RecoverOptions, headerSecon
 
   const store = options.cache !== undefined ? new StatsCache(options.cache) : undefined;
   let scale: RecoverResult['scale'];
+  // The cluster (src/cluster): BullMQ loads only when asked for.
+  let remote: Coordinator | undefined;
   try {
+  if (options.cluster) remote = await (await import('./cluster/coordinator.js')).Coordinator.open(options.cluster, { signal, progress, method: options.method, distance: options.distance });
   for (const [g, group] of groups.entries()) {
     diagnostics.tensorsSkipped.push(...group.skipped);
     diagnostics.tensorsUsed += group.tensors.length;
@@ -215,9 +225,9 @@ async function pipeline(allModels: Model[], options: RecoverOptions, headerSecon
       throw new InputError('E_INPUT_NO_TENSORS', `no tensor can be compared across the ${group.models.length} model(s) of architecture group ${g + 1} (${group.models.slice(0, 3).map((m) => m.id).join(', ')}${group.models.length > 3 ? ', ...' : ''}); ${group.skipped.length} tensor(s) were skipped — see the include/exclude options`);
     const groupElements = group.tensors.reduce((a, t) => a + t.numel, 0) * group.models.length;
     // The scale path (src/scale/recover.ts): sketches, candidate pairs, exact statistics per family.
-    const scaled = options.scale === 'sketch' || (options.scale !== 'exact' && options.families === undefined && (store !== undefined || group.models.length > SCALE_AUTO_MODELS));
+    const scaled = options.scale === 'sketch' || (options.scale !== 'exact' && options.families === undefined && (store !== undefined || remote !== undefined || group.models.length > SCALE_AUTO_MODELS));
     if (scaled && sketchable(group)) {
-      const s = await recoverGroupScaled(group, options, graphOptions, progress, store);
+      const s = await recoverGroupScaled(group, options, graphOptions, progress, store, remote);
       doneBefore += groupElements;
       Object.assign(diagnostics, { backend: s.backend, device: s.device, threads: s.threads });
       scale = s.scale;
@@ -319,11 +329,16 @@ async function pipeline(allModels: Model[], options: RecoverOptions, headerSecon
   await placeAdaptersAndClaims(rows, families, adapters, allModels, cards, diagnostics.warnings);
   } finally {
     store?.close();
+    await remote?.close();
   }
+  const cluster = remote?.diagnostics();
+  // Failed tries that a retry made good: the run is complete, but say where and why.
+  for (const f of cluster?.failedAttempts ?? [])
+    diagnostics.warnings.push(`cluster: unit ${f.unit} failed a try on worker ${f.worker ?? '?'} (retried): ${f.message}${f.file && !f.message.includes(f.file) ? ` (file ${f.file})` : ''}${f.code ? ` [${f.code}]` : ''}`);
   for (const m of skippedModels) diagnostics.warnings.push(`skipped model ${m.path}: ${m.message} [${m.code}]`);
   // Rows in discovery order, whatever the grouping.
   const order = new Map(allModels.map((m, i) => [m.id, i]));
   rows.sort((a, b) => order.get(a.id)! - order.get(b.id)!);
   checkAbort(); // an abort during the last group's graph stage still wins
-  return { models: rows, families, diagnostics, ...(scale ? { scale } : {}) };
+  return { models: rows, families, diagnostics, ...(scale ? { scale } : {}), ...(cluster ? { cluster } : {}) };
 }

@@ -67,6 +67,11 @@ export interface RecoverOptions {
    * scale path (scale 'auto' takes it for every group); docs/scale.md.
    */
   cache?: string;
+  /**
+   * Run the scale path's statistics on a cluster: BullMQ workers (`mother worker --redis URL`) on
+   * a Redis server. Implies the scale path, like cache; the result is the local one (docs/scale.md).
+   */
+  cluster?: import('./cluster/options.js').ClusterOptions;
 }
 
 export interface RecoveredModel {
@@ -182,4 +187,6 @@ export interface RecoverResult {
    * time per stage. Not part of the JSON report.
    */
   scale?: import('./scale/recover.js').ScaleDiagnostics;
+  /** Present when the statistics ran on a cluster (options.cluster): units, retries, failed tries, workers. */
+  cluster?: import('./cluster/coordinator.js').ClusterDiagnostics;
 }

@@ -13,6 +13,7 @@ import { evalCommand } from './commands/eval.js';
 import { inspectCommand } from './commands/inspect.js';
 import { recoverCommand } from './commands/recover.js';
 import { reportCommand } from './commands/report.js';
+import { workerCommand } from './commands/worker.js';
 import { describeError, EXIT_BAD_INPUT, EXIT_CANCELLED, EXIT_CODES_HELP, exitCodeFor } from './exit.js';
 
 export const MAIN_HELP = `Usage: mother <command> [options]
@@ -25,6 +26,7 @@ Commands
   inspect <model>                 tensors, dtypes, shapes and kurtosis of one model
   eval --truth T.json R.json      accuracy of a recovered forest against the truth
   demo                            recover the bundled example zoo and score it
+  worker --redis URL              compute units of 'recover --redis URL' runs (a cluster; docs/scale.md)
 
 Options
   --help, -h       help (also 'mother <command> --help')
@@ -41,6 +43,7 @@ const COMMANDS: Record<string, Command> = {
   eval: evalCommand,
   demo: (a, c) => demoCommand(a, c),
   report: (a, c) => reportCommand(a, c),
+  worker: (a, c) => workerCommand(a, c),
 };
 
 export function version(): string {

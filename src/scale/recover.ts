@@ -20,11 +20,11 @@ import type { StatsCache } from '../store/cache.js';
 import { AbortError } from '../errors.js';
 import { clusterFamilies, recoverGraph, relatedness } from '../graph/index.js';
 import { sparseRecover, type SparseFamily } from '../graph/sparse.js';
-import type { FamilyResult, GraphOptions, GraphResult } from '../graph/types.js';
+import type { FamilyResult, GraphOptions, GraphResult, TensorStats } from '../graph/types.js';
 import type { ArchitectureGroup } from '../io/catalogue.js';
 import { jobTensors } from '../io/catalogue.js';
 import { addRankStatistics, addSpectrumStatistics, groupStatistics, looksAdapterTuned, runJob, type StatsOptions } from '../stats/compute.js';
-import { sketchCandidates, sketchGroup, sketchRelatedness } from '../stats/sketch.js';
+import { sketchCandidates, sketchGroup, sketchRelatedness, type SketchBatch } from '../stats/sketch.js';
 import type { ProgressEvent, RecoverOptions } from '../types.js';
 
 /** Groups larger than this take the scale path under scale 'auto'. */
@@ -67,7 +67,48 @@ export interface ScaledGroup {
   scale: ScaleDiagnostics;
 }
 
-function subgroup(group: ArchitectureGroup, members: number[]): ArchitectureGroup {
+/** The statistics of one exact family (its models alone), before its graph: what exactFamily reads. */
+export interface FamilyStatistics {
+  stats: TensorStats;
+  bytesRead: number;
+  backend: 'cpu' | 'cuda';
+  device: string;
+  threads: number;
+  fallbackReason?: string;
+}
+
+/**
+ * Work units computed elsewhere (src/cluster: BullMQ workers). Each returns exactly what the local
+ * code computes for the same unit; the graph decisions stay here.
+ */
+export interface ScaleRemote {
+  /** The sketch of a batch of models (indices into group). */
+  sketchBatch(group: ArchitectureGroup, batch: number[]): Promise<SketchBatch>;
+  /** familyStatistics over a subgroup. */
+  familyStatistics(sub: ArchitectureGroup): Promise<FamilyStatistics>;
+  /** Per-tensor L2 sums (T x m x m) of each job's models (indices into group; first model vs the rest). */
+  pairBlocks(group: ArchitectureGroup, jobs: number[][]): Promise<Float64Array[]>;
+}
+
+/**
+ * The statistics of an exact family: all pairs and moments, then rank statistics where the family
+ * looks adapter-tuned and spectra (which passes to run follows from the numbers, as in recover.ts).
+ */
+export async function familyStatistics(sub: ArchitectureGroup, options: Pick<RecoverOptions, 'method' | 'distance'>, statsOptions: StatsOptions): Promise<FamilyStatistics> {
+  const gs = await groupStatistics(sub, statsOptions);
+  let bytesRead = gs.bytesRead;
+  const n = sub.models.length;
+  const local = clusterFamilies(relatedness(gs.stats), n, undefined);
+  if (options.distance === 'lora' || (options.distance !== 'ft' && n > 1)) {
+    const wanted = options.distance === 'lora' ? local : local.filter((f) => looksAdapterTuned(gs.stats, f));
+    if (wanted.length) bytesRead += (await addRankStatistics(sub, gs.stats, wanted, statsOptions)).bytesRead;
+  }
+  const spectral = options.method === 'paper' || options.distance === 'lora' ? [] : local.filter((f) => f.length > 1);
+  if (spectral.length) bytesRead += (await addSpectrumStatistics(sub, gs.stats, spectral, statsOptions)).bytesRead;
+  return { stats: gs.stats, bytesRead, backend: gs.backend, device: gs.device, threads: gs.threads, ...(gs.fallbackReason ? { fallbackReason: gs.fallbackReason } : {}) };
+}
+
+export function subgroup(group: ArchitectureGroup, members: number[]): ArchitectureGroup {
   return {
     architecture: group.architecture, skipped: [],
     models: members.map((k) => group.models[k]!),
@@ -76,7 +117,7 @@ function subgroup(group: ArchitectureGroup, members: number[]): ArchitectureGrou
 }
 
 export async function recoverGroupScaled(group: ArchitectureGroup, options: RecoverOptions, graphOptions: GraphOptions,
-  progress: (e: ProgressEvent) => void, store?: StatsCache): Promise<ScaledGroup> {
+  progress: (e: ProgressEvent) => void, store?: StatsCache, remote?: ScaleRemote): Promise<ScaledGroup> {
   const N = group.models.length, T = group.tensors.length;
   const { signal } = options;
   const checkAbort = () => { if (signal?.aborted) throw new AbortError(); };
@@ -87,7 +128,7 @@ export async function recoverGroupScaled(group: ArchitectureGroup, options: Reco
   let t = performance.now();
   const keys = store?.modelKeys(group);
   const cache = store && keys ? { store, keys } : undefined;
-  const sk = await sketchGroup(group, { ...statsOptions, ...(cache ? { cache } : {}), onModels: (done, total) => progress({ stage: 'statistics', done, total, message: 'sketch' }) });
+  const sk = await sketchGroup(group, { ...statsOptions, ...(cache ? { cache } : {}), ...(remote ? { computeBatch: (b: number[]) => remote.sketchBatch(group, b) } : {}), onModels: (done, total) => progress({ stage: 'statistics', done, total, message: 'sketch' }) });
   let bytesRead = sk.bytesRead;
   seconds.sketch = (performance.now() - t) / 1000;
   checkAbort();
@@ -127,21 +168,24 @@ export async function recoverGroupScaled(group: ArchitectureGroup, options: Reco
   let backend: 'cpu' | 'cuda' = 'cpu', device = '', threads = 0, fallbackReason: string | undefined;
   let exactFamilies = 0, sparseFamilies = 0, done = 0;
 
+  // Exact families: their cache keys and hits first, so that a cluster gets every missing family at once.
+  const familyKeys = sketchFamilies.map((members) => members.length <= EXACT_FAMILY_MAX && keys
+    ? createHash('sha256').update(JSON.stringify([members.map((m) => keys[m]), graphOptions, options.method ?? null, options.distance ?? null])).digest('hex') : undefined);
+  const cachedFamilies = familyKeys.map((k) => (k ? store!.family<GraphResult>(k) : undefined));
+  const prefetched = new Map<number[], Promise<FamilyStatistics>>();
+  if (remote) sketchFamilies.forEach((members, f) => {
+    if (members.length > EXACT_FAMILY_MAX || cachedFamilies[f]) return;
+    const p = remote.familyStatistics(subgroup(group, members));
+    p.catch(() => {}); // awaited in order below; an earlier failure must not leave this one unhandled
+    prefetched.set(members, p);
+  });
+
   const exactFamily = async (members: number[]): Promise<GraphResult> => {
     const t1 = performance.now();
-    const sub = subgroup(group, members);
-    const gs = await groupStatistics(sub, statsOptions);
+    const gs = await (prefetched.get(members) ?? familyStatistics(subgroup(group, members), options, statsOptions));
     backend = gs.backend; device = gs.device; threads = gs.threads;
     if (gs.fallbackReason) fallbackReason = gs.fallbackReason;
     bytesRead += gs.bytesRead;
-  const n = members.length;
-  const local = clusterFamilies(relatedness(gs.stats), n, undefined);
-  if (options.distance === 'lora' || (options.distance !== 'ft' && n > 1)) {
-    const wanted = options.distance === 'lora' ? local : local.filter((f) => looksAdapterTuned(gs.stats, f));
-    if (wanted.length) bytesRead += (await addRankStatistics(sub, gs.stats, wanted, statsOptions)).bytesRead;
-  }
-  const spectral = options.method === 'paper' || options.distance === 'lora' ? [] : local.filter((f) => f.length > 1);
-  if (spectral.length) bytesRead += (await addSpectrumStatistics(sub, gs.stats, spectral, statsOptions)).bytesRead;
   const t2 = performance.now();
   const g = recoverGraph(gs.stats, { ...graphOptions, families: undefined });
   const t3 = performance.now();
@@ -150,15 +194,14 @@ export async function recoverGroupScaled(group: ArchitectureGroup, options: Reco
     return g;
   };
 
-  for (const members of sketchFamilies) {
+  for (const [f, members] of sketchFamilies.entries()) {
     checkAbort();
     progress({ stage: 'graph', done, total: N, message: 'families' });
     done += members.length;
     if (members.length <= EXACT_FAMILY_MAX) {
       exactFamilies++;
       const t1 = performance.now();
-      const familyKey = keys && createHash('sha256').update(JSON.stringify([members.map((m) => keys[m]), graphOptions, options.method ?? null, options.distance ?? null])).digest('hex');
-      const cached = familyKey ? store!.family<GraphResult>(familyKey) : undefined;
+      const familyKey = familyKeys[f], cached = cachedFamilies[f];
       const g = cached ?? await exactFamily(members);
       if (familyKey && !cached) store!.putFamilyResult(familyKey, g);
       seconds.exact += (performance.now() - t1) / 1000;
@@ -176,7 +219,7 @@ export async function recoverGroupScaled(group: ArchitectureGroup, options: Reco
     } else {
       sparseFamilies++;
       const t1 = performance.now();
-      const r = await sparseFamily(group, members, cand.lists, sk, statsOptions, graphOptions);
+      const r = await sparseFamily(group, members, cand.lists, sk, statsOptions, graphOptions, remote);
       bytesRead += r.bytesRead;
       const t2 = performance.now();
       seconds.sparse += (t2 - t1) / 1000;
@@ -220,7 +263,7 @@ export async function recoverGroupScaled(group: ArchitectureGroup, options: Reco
 
 /** Exact L2 statistics on the candidate pairs of one big sketch family, then the sparse tree. */
 async function sparseFamily(group: ArchitectureGroup, members: number[], lists: Int32Array[], sk: { mean: Float64Array; m2: Float64Array; kurtosis: Float64Array; N: number },
-  statsOptions: StatsOptions, graphOptions: GraphOptions) {
+  statsOptions: StatsOptions, graphOptions: GraphOptions, remote?: ScaleRemote) {
   const n = members.length, T = group.tensors.length, N = sk.N;
   const local = new Map(members.map((m, a) => [m, a]));
   // Jobs: each member with its candidates of higher local index (every pair exactly once).
@@ -236,20 +279,26 @@ async function sparseFamily(group: ArchitectureGroup, members: number[], lists: 
   const all = jobTensors(group);
   let e = 0, bytesRead = 0;
   const t0 = performance.now();
-  for (let a = 0; a < n; a++) {
+  // One native job per member with candidates (a cluster gets them all at once, in blocks).
+  const owners: number[] = [], jobs: number[][] = [];
+  for (let a = 0; a < n; a++) if (nbr[a]!.size) { owners.push(a); jobs.push([a, ...[...nbr[a]!].sort((x, y) => x - y)].map((x) => members[x]!)); }
+  const remoteSums = remote ? await remote.pairBlocks(group, jobs) : undefined;
+  for (const [q0, a] of owners.entries()) {
     if (statsOptions.signal?.aborted) throw new AbortError();
-    const others = [...nbr[a]!].sort((x, y) => x - y);
-    if (!others.length) continue;
-    const job = [a, ...others].map((x) => members[x]!);
-    const r = await runJob({
-      tensors: all.map((t) => ({ ...t, sources: job.map((m) => t.sources[m]!) })), models: job.length,
-      kurtosis: false, sumsq: true, sumabs: false, maxabs: false, dot: false, rank: false, perTensor: true,
-    }, { ...statsOptions, threads: 1, onProgress: undefined });
-    bytesRead += r.bytesRead;
+    const job = jobs[q0]!, others = job.slice(1).map((m) => local.get(m)!);
+    let sums = remoteSums?.[q0];
+    if (!sums) {
+      const r = await runJob({
+        tensors: all.map((t) => ({ ...t, sources: job.map((m) => t.sources[m]!) })), models: job.length,
+        kurtosis: false, sumsq: true, sumabs: false, maxabs: false, dot: false, rank: false, perTensor: true,
+      }, { ...statsOptions, threads: 1, onProgress: undefined });
+      bytesRead += r.bytesRead;
+      sums = r.sumsq!;
+    }
     const m = job.length;
     others.forEach((b, q) => {
       ea[e] = a; eb[e] = b;
-      for (let t = 0; t < T; t++) sumsq[e * T + t] = r.sumsq![(t * m + 0) * m + q + 1]!;
+      for (let t = 0; t < T; t++) sumsq[e * T + t] = sums[(t * m + 0) * m + q + 1]!;
       e++;
     });
   }

@@ -84,16 +84,59 @@ export function samplePositions(numel: number, t: number, S = SAMPLE): number[] 
   return out;
 }
 
-/** The sketch of every model of the group: one pass (moments natively, samples in JS). */
-export async function sketchGroup(group: ArchitectureGroup, options: StatsOptions & { onModels?: (done: number, total: number) => void; cache?: { store: StatsCache; keys: string[] } } = {}): Promise<Sketch> {
-  const N = group.models.length, T = group.tensors.length;
-  const all = jobTensors(group);
-  const mean = new Float64Array(T * N), m2 = new Float64Array(T * N), kurtosis = new Float64Array(T * N);
-  let bytesRead = 0;
+/** Sample positions of every tensor of the group and their column offsets in a model's row. */
+function sampleLayout(group: ArchitectureGroup): { positions: number[][]; off: Int32Array; S: number } {
+  const T = group.tensors.length;
   const positions = group.tensors.map((t, i) => samplePositions(t.numel, i));
   const off = new Int32Array(T + 1);
   for (let t = 0; t < T; t++) off[t + 1] = off[t]! + positions[t]!.length;
-  const S = off[T]!;
+  return { positions, off, S: off[T]! };
+}
+
+/** One batch's moments (per model: mean, m2, kurtosis of each tensor, 3 * T) and raw samples (S per model). */
+export interface SketchBatch {
+  moments: Float64Array;
+  samples: Float32Array;
+  bytesRead: number;
+}
+
+/**
+ * The sketch of a batch of models (indices into the group): one native moments job over the
+ * batch and the sampled values. A cluster worker (src/cluster) runs this on a subgroup of the
+ * batch; the native chunking depends on the number of models in the job, so the batches must be
+ * the same as here for bit-identical moments.
+ */
+export async function sketchBatch(group: ArchitectureGroup, batch: number[], options: StatsOptions = {}): Promise<SketchBatch> {
+  const T = group.tensors.length, n = batch.length;
+  const { positions, off, S } = sampleLayout(group);
+  const all = jobTensors(group);
+  const r = await runJob({
+    tensors: all.map((t) => ({ ...t, sources: batch.map((k) => t.sources[k]!) })), models: n,
+    kurtosis: true, sumsq: false, sumabs: false, maxabs: false, dot: false, rank: false, perTensor: true,
+  }, { ...options, onProgress: undefined });
+  const m = r.moments!;
+  const moments = new Float64Array(3 * T * n), samples = new Float32Array(S * n);
+  batch.forEach((k, q) => {
+    for (let t = 0; t < T; t++) {
+      moments[q * 3 * T + 3 * t] = m.mean[t * n + q]!;
+      moments[q * 3 * T + 3 * t + 1] = m.m2[t * n + q]!;
+      moments[q * 3 * T + 3 * t + 2] = m.kurtosis[t * n + q]!;
+    }
+    readSamples(group, k, positions, off, samples.subarray(q * S, (q + 1) * S));
+  });
+  return { moments, samples, bytesRead: r.bytesRead };
+}
+
+/** The sketch of every model of the group: one pass (moments natively, samples in JS). */
+export async function sketchGroup(group: ArchitectureGroup, options: StatsOptions & {
+  onModels?: (done: number, total: number) => void; cache?: { store: StatsCache; keys: string[] };
+  /** Computes a batch elsewhere (a cluster): then every batch is asked for at once. */
+  computeBatch?: (batch: number[]) => Promise<SketchBatch>;
+} = {}): Promise<Sketch> {
+  const N = group.models.length, T = group.tensors.length;
+  const mean = new Float64Array(T * N), m2 = new Float64Array(T * N), kurtosis = new Float64Array(T * N);
+  let bytesRead = 0;
+  const { off, S } = sampleLayout(group);
   const x = new Float32Array(N * S), z = new Float32Array(N * S);
   const cache = options.cache;
   const fill = (k: number) => {
@@ -118,31 +161,32 @@ export async function sketchGroup(group: ArchitectureGroup, options: StatsOption
     } else missing.push(k);
   }
   let doneModels = N - missing.length;
-  for (let b0 = 0; b0 < missing.length; b0 += MOMENT_BATCH) {
-    if (options.signal?.aborted) throw new AbortError();
-    const batch = missing.slice(b0, b0 + MOMENT_BATCH), n = batch.length;
-    const r = await runJob({
-      tensors: all.map((t) => ({ ...t, sources: batch.map((k) => t.sources[k]!) })), models: n,
-      kurtosis: true, sumsq: false, sumabs: false, maxabs: false, dot: false, rank: false, perTensor: true,
-    }, { ...options, onProgress: undefined });
+  const take = (batch: number[], r: SketchBatch) => {
     bytesRead += r.bytesRead;
-    const m = r.moments!;
     const entries: { key: string; moments: Float64Array; sample: Float32Array }[] = [];
     batch.forEach((k, q) => {
-      const moments = new Float64Array(3 * T);
+      const moments = r.moments.subarray(q * 3 * T, (q + 1) * 3 * T);
       for (let t = 0; t < T; t++) {
-        mean[t * N + k] = moments[3 * t] = m.mean[t * n + q]!;
-        m2[t * N + k] = moments[3 * t + 1] = m.m2[t * n + q]!;
-        kurtosis[t * N + k] = moments[3 * t + 2] = m.kurtosis[t * n + q]!;
+        mean[t * N + k] = moments[3 * t]!;
+        m2[t * N + k] = moments[3 * t + 1]!;
+        kurtosis[t * N + k] = moments[3 * t + 2]!;
       }
-      const row = x.subarray(k * S, (k + 1) * S);
-      readSamples(group, k, positions, off, row);
-      if (cache) entries.push({ key: cache.keys[k]!, moments, sample: row.slice() });
+      const row = r.samples.subarray(q * S, (q + 1) * S);
+      x.set(row, k * S);
+      if (cache) entries.push({ key: cache.keys[k]!, moments: moments.slice(), sample: row.slice() });
       fill(k);
     });
     cache?.store.putSketches(entries);
-    doneModels += n;
+    doneModels += batch.length;
     options.onModels?.(doneModels, N);
+  };
+  const batches: number[][] = [];
+  for (let b0 = 0; b0 < missing.length; b0 += MOMENT_BATCH) batches.push(missing.slice(b0, b0 + MOMENT_BATCH));
+  const remote = options.computeBatch;
+  if (remote) await Promise.all(batches.map(async (b) => take(b, await remote(b))));
+  else for (const batch of batches) {
+    if (options.signal?.aborted) throw new AbortError();
+    take(batch, await sketchBatch(group, batch, options));
   }
   return { N, T, mean, m2, kurtosis, off, x, z, S, bytesRead };
 }

@@ -11,6 +11,7 @@ import { integer, nonEmpty, number, oneOf, parseCommand, UsageError, type Option
 import { useColor, type CliContext } from '../context.js';
 import { EXIT_CODES_HELP, EXIT_OK, EXIT_PARTIAL } from '../exit.js';
 import { ProgressBar } from '../progress.js';
+import { checkQueueName, checkRedisUrl } from '../../cluster/options.js';
 
 export const RECOVER_HELP = `Usage: mother recover <dir|model>... [options]
 
@@ -56,6 +57,9 @@ Scale (docs/scale.md)
   --scale S         auto|exact|sketch (default auto: groups over 512 models are sketched first)
   --cache FILE      SQLite cache of per-model sketches and per-family results, keyed by file
                     content: a second run, or one after adding models, reuses the work
+  --redis URL       compute the scale path's units on 'mother worker --redis URL' processes
+                    (BullMQ on Redis); the trees are built here, the result is the local one
+  --queue NAME      the workers' queue (default mother); only with --redis
 
 Formats: text draws each family as a tree ([low] marks confidence < --min-confidence); json has the
 rows of a zoo truth.json (id, path, parent) plus confidence, family, kurtosis (schema:
@@ -88,6 +92,8 @@ const OPTIONS: OptionSpec = {
   'min-elements': { type: 'string' },
   scale: { type: 'string' },
   cache: { type: 'string' },
+  redis: { type: 'string' },
+  queue: { type: 'string' },
   help: { type: 'boolean', short: 'h' },
 };
 
@@ -127,6 +133,8 @@ export function parseRecoverArgs(argv: string[]): RecoverArgs {
   if (v.strict === true) options.strict = true;
   if (v.scale !== undefined) options.scale = oneOf('--scale', v.scale, ['auto', 'exact', 'sketch'] as const);
   if (v.cache !== undefined) options.cache = nonEmpty('--cache', v.cache as string);
+  if (v.queue !== undefined && v.redis === undefined) throw new UsageError('--queue has an effect only with --redis', hint);
+  if (v.redis !== undefined) options.cluster = clusterArgs(v.redis, v.queue);
   return {
     inputs: positionals,
     options,
@@ -137,6 +145,16 @@ export function parseRecoverArgs(argv: string[]): RecoverArgs {
     quiet: v.quiet === true,
     help,
   };
+}
+
+/** --redis URL [--queue NAME]: checked here so that a bad URL is a usage error (exit 2) at once. */
+function clusterArgs(redis: unknown, queue: unknown): NonNullable<RecoverOptions['cluster']> {
+  try {
+    return { redis: checkRedisUrl(nonEmpty('--redis', redis), '--redis'), ...(queue !== undefined ? { queue: checkQueueName(queue, '--queue') } : {}) };
+  } catch (err) {
+    if (err instanceof UsageError) throw err;
+    throw new UsageError((err as Error).message, "see 'mother recover --help'");
+  }
 }
 
 const EXTENSION_FORMATS: Record<string, string> = {

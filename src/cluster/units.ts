@@ -1,0 +1,54 @@
+/**
+ * The work units of the scale path (src/scale/recover.ts) as cluster jobs, and what a worker does
+ * with each: the same functions the local path calls, on the unit's subgroup, so the numbers are
+ * bit-identical. Nothing here decides a graph.
+ *   sketch  a batch of models (as sketchGroup batches them): moments and samples;
+ *   family  one exact sketch family: all-pairs, rank and spectrum statistics (TensorStats);
+ *   pairs   a block of the sparse path's jobs: per model, L2 sums against its candidates.
+ */
+import { jobTensors } from '../io/catalogue.js';
+import { familyStatistics } from '../scale/recover.js';
+import { runJob, type StatsOptions } from '../stats/compute.js';
+import { sketchBatch } from '../stats/sketch.js';
+import type { RecoverOptions } from '../types.js';
+import { fromWire, pack, type WireGroup } from './wire.js';
+
+export const UNIT_KINDS = ['sketch', 'family', 'pairs'] as const;
+export type UnitKind = (typeof UNIT_KINDS)[number];
+
+export interface UnitData {
+  /** The coordinating run this unit belongs to. */
+  run: string;
+  group: WireGroup;
+  /** family: the options that choose its statistics passes. */
+  method?: RecoverOptions['method'];
+  distance?: RecoverOptions['distance'];
+  /** pairs: per job, model indices into group (first model against the others). */
+  jobs?: number[][];
+}
+
+/** Computes one unit; returns its packed result (typed arrays as base64). */
+export async function computeUnit(kind: string, data: UnitData, pathMap: readonly (readonly [string, string])[], statsOptions: StatsOptions): Promise<unknown> {
+  const group = fromWire(data.group, pathMap);
+  const n = group.models.length;
+  if (kind === 'sketch') return pack(await sketchBatch(group, Array.from({ length: n }, (_, k) => k), statsOptions));
+  if (kind === 'family') {
+    return pack(await familyStatistics(group, { method: data.method, distance: data.distance }, statsOptions));
+  }
+  if (kind === 'pairs') {
+    const all = jobTensors(group);
+    const out: Float64Array[] = [];
+    let bytesRead = 0;
+    for (const job of data.jobs ?? []) {
+      // As sparseFamily runs them: one thread per job.
+      const r = await runJob({
+        tensors: all.map((t) => ({ ...t, sources: job.map((m) => t.sources[m]!) })), models: job.length,
+        kurtosis: false, sumsq: true, sumabs: false, maxabs: false, dot: false, rank: false, perTensor: true,
+      }, { ...statsOptions, threads: 1, onProgress: undefined });
+      bytesRead += r.bytesRead;
+      out.push(r.sumsq!);
+    }
+    return pack({ sums: out, bytesRead });
+  }
+  throw new Error(`unknown unit kind '${kind}' (this worker knows ${UNIT_KINDS.join(', ')})`);
+}
