@@ -468,7 +468,7 @@ export function typedRelations(stats: TensorStats, graph: GraphResult, facts: Mo
       if (core.length === members.length) continue;
       for (const k of members) { parent[k] = null; confidence[k] = graph.confidence[k]!; }
       if (core.length >= 2) {
-        const sub = recoverGraph(subsetStats(stats, core), { ...options, families: 1 });
+        const sub = recoverGraph(subsetStats(stats, core), { ...options, families: 1, ...(graph.entropySign ? { entropySign: graph.entropySign } : {}) });
         core.forEach((k, a) => {
           const p = sub.parent[a];
           parent[k] = p === null || p === undefined ? null : core[p]!;
