@@ -4,7 +4,8 @@
 import { describe, expect, it } from 'vitest';
 import { mulberry32 } from '../src/graph/confidence.js';
 import { recoverGraph } from '../src/graph/recover.js';
-import { castRatio, judgeClaim, placeAdapter, quantNoiseCeiling, sparseMerge, typedRelations } from '../src/graph/relations.js';
+import { castRatio, judgeClaim, placeAdapter, quantNoiseCeiling, settleSpectralTies, sparseMerge, spectralPreference, typedRelations } from '../src/graph/relations.js';
+import type { TensorStats } from '../src/graph/types.js';
 import { gaussian, SHAPES, statsOf, synthWeights } from './graph-synth.js';
 
 function bf16(x: number): number {
@@ -172,6 +173,47 @@ describe('sparse (TIES) merges', () => {
     const part = base[4]!.map((w, t) => w.map((x, i) => (i % 4 === 0 ? x : Math.fround(x + 0.01 * Math.sin(i + t)))));
     const sample = sampleOf([...base, lin, part]);
     for (const k of [0, 1, 2, 3, 4, 5, 6]) expect(sparseMerge(sample, k, [0, 1, 2, 3, 4, 5, 6].filter((x) => x !== k))).toBeNull();
+  });
+});
+
+describe('spectral ties in a hub family core', () => {
+  // 0 base, 1 a short fine-tune of 0 (nearly a copy), 2 and 3 fine-tunes of 0 (not of 1).
+  const N = 4, T = 8;
+  const D = Float64Array.from([
+    0, 0.6, 6, 7,
+    0.6, 0, 6.5, 7.7,
+    6, 6.5, 0, 12,
+    7, 7.7, 12, 0,
+  ]);
+  /** Spectra: H(W_x - W_a) per tensor, `bias` added to every pair with 1 (positive: 1 looks farther). */
+  function stats(bias: number): TensorStats {
+    const spectrum = new Float64Array(T * N * N);
+    for (let t = 0; t < T; t++)
+      for (let i = 0; i < N; i++)
+        for (let j = i + 1; j < N; j++) {
+          // Per-tensor scatter that averages out over the tensors.
+          const h = 3.7 + ((t + i + j) % 2 ? 0.01 : -0.01) + (i === 1 || j === 1 ? bias : 0);
+          spectrum[(t * N + i) * N + j] = spectrum[(t * N + j) * N + i] = h;
+        }
+    return { ids: ['b', 'c', 'x', 'y'], tensors: Array.from({ length: T }, (_, t) => ({ name: `t${t}`, rows: 8, cols: 8, numel: 64 })), spectrum } as unknown as TensorStats;
+  }
+
+  it('spectra within their noise: L2 decides, so the near-copy is not the parent', () => {
+    const s = stats(0);
+    expect(Math.abs(spectralPreference(s, 2, 1, 0))).toBeLessThan(2);
+    const parent: (number | null)[] = [null, 0, 1, 1];
+    const conf = [1, 1, 0.55, 0.55];
+    settleSpectralTies(s, D, N, [0, 1, 2, 3], parent, conf);
+    expect(parent).toEqual([null, 0, 0, 0]);
+    expect(conf[2]).toBeCloseTo(0.5 + 0.5 * 0.5 / 12.5, 4);
+  });
+
+  it('spectra that clearly prefer the near-copy keep the tree', () => {
+    const s = stats(-0.1);
+    expect(spectralPreference(s, 2, 0, 1)).toBeGreaterThan(2);
+    const parent: (number | null)[] = [null, 0, 1, 1];
+    settleSpectralTies(s, D, N, [0, 1, 2, 3], parent, [1, 1, 1, 1]);
+    expect(parent).toEqual([null, 0, 1, 1]);
   });
 });
 

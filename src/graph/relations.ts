@@ -571,6 +571,7 @@ export function typedRelations(stats: TensorStats, graph: GraphResult, facts: Mo
           parent[k] = p === null || p === undefined ? null : core[p]!;
           confidence[k] = sub.confidence[a]!;
         });
+        if (sub.families[0]?.evidence === 'spectrum') settleSpectralTies(stats, D, N, core, parent, confidence);
       } else if (core.length === 1) {
         confidence[core[0]!] = 1;
       }
@@ -638,6 +639,59 @@ export function typedRelations(stats: TensorStats, graph: GraphResult, facts: Mo
     parents[i] = [{ parent: p, relation: adapter ? 'adapter' : 'finetune', confidence: round4(confidence[i]!) }];
   }
   return { parent, confidence, parents, warnings };
+}
+
+/** |t| of a spectral preference below this is no preference (the usual two-sided 5% level). */
+export const SPECTRAL_TIE_T = 2;
+
+/**
+ * t statistic, over the 2-D tensors, of H(W_x - W_a) - H(W_x - W_c): negative when the spectra
+ * place x nearer a. NaN with fewer than 2 tensors where both are computed.
+ */
+export function spectralPreference(stats: TensorStats, x: number, a: number, c: number): number {
+  const S = stats.spectrum, N = stats.ids.length;
+  if (!S) return NaN;
+  const v: number[] = [];
+  for (let t = 0; t < stats.tensors.length; t++) {
+    const ha = S[(t * N + x) * N + a]!, hc = S[(t * N + x) * N + c]!;
+    if (Number.isFinite(ha) && Number.isFinite(hc)) v.push(ha - hc);
+  }
+  if (v.length < 2) return NaN;
+  const m = v.reduce((s, y) => s + y, 0) / v.length;
+  const sd = Math.sqrt(v.reduce((s, y) => s + (y - m) ** 2, 0) / (v.length - 1));
+  return sd > 0 ? m / (sd / Math.sqrt(v.length)) : m === 0 ? 0 : Math.sign(m) * Infinity;
+}
+
+/**
+ * The core tree of a hub family (parent, in place): a model's parent a is replaced by a's parent,
+ * or by a sibling farther from a than it, when the spectra cannot tell the two apart (|t| <
+ * SPECTRAL_TIE_T) and L2 places the model nearer the other. Where a candidate is nearly a copy of
+ * a (a short fine-tune), W_x - W_a and W_x - W_c differ by a little and so do their spectra, while
+ * the geometry still says whether x holds the short update: |x - c|^2 < |x - a|^2 exactly when
+ * x's difference from a leans more than half-way along c - a. Where the spectra do prefer one,
+ * they decide (siblings that drift together are nearer each other than their parent by L2).
+ */
+export function settleSpectralTies(stats: TensorStats, D: Float64Array, N: number, core: number[], parent: (number | null)[], confidence: number[]): void {
+  const inCore = new Set(core);
+  for (let round = 0; round < core.length; round++) {
+    let moved = false;
+    for (const x of core) {
+      const a = parent[x];
+      if (a === null || a === undefined) continue;
+      const up = parent[a];
+      const cands = [
+        ...(up !== null && up !== undefined ? [up] : []),
+        ...core.filter((s) => s !== x && parent[s] === a && D[s * N + a]! < D[x * N + a]!),
+      ].filter((c) => inCore.has(c) && D[x * N + c]! < D[x * N + a]! && Math.abs(spectralPreference(stats, x, a, c)) < SPECTRAL_TIE_T);
+      if (!cands.length) continue;
+      const c = cands.reduce((b, k) => (D[x * N + k]! < D[x * N + b]! ? k : b));
+      parent[x] = c;
+      // An L2 margin: how much nearer the new parent is.
+      confidence[x] = round4(0.5 + 0.5 * (D[x * N + a]! - D[x * N + c]!) / (D[x * N + a]! + D[x * N + c]!));
+      moved = true;
+    }
+    if (!moved) break;
+  }
 }
 
 function round4(x: number): number {
