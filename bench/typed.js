@@ -1,7 +1,8 @@
 // Typed heritage scores (TensorLock-style) of recover() on hub folders with a typed truth.json
 // (models with "parents": [{id, relation}]): ../shared/zoo/wild and any such split under
 // ../zoo-extra/<zoo>/ (other seeds of make_wild_zoo.py).
-//   node bench/typed.js [--dist DIR] [--splits DIR,DIR...] [--json FILE]
+//   node bench/typed.js [--dist DIR] [--splits DIR,DIR...] [--extra DIR,DIR...] [--json FILE]
+// --extra adds hub folders (each holding truth.json) to the ones found, e.g. a wild zoo made with another seed.
 // Prints, per split: untyped and typed edge F1, F1 per relation type, merges with every parent
 // found, card claims judged right (wrong ones flagged / right ones flagged), and unread models.
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -15,7 +16,8 @@ const arg = (name) => { const i = argv.indexOf(name); return i >= 0 ? argv[i + 1
 const { dist, lib } = await loadLibrary(arg('--dist'));
 const ev = await import(pathToFileURL(join(dist, 'report/evaluation.js')).href);
 const json = await import(pathToFileURL(join(dist, 'report/json.js')).href);
-const splits = findSplits(arg('--splits')).filter(({ dir }) => ev.isTyped(JSON.parse(readFileSync(join(dir, 'truth.json'), 'utf8'))));
+const extra = (arg('--extra') ?? '').split(',').filter(Boolean).map((d) => ({ label: d, dir: d }));
+const splits = [...findSplits(arg('--splits')), ...extra].filter(({ dir }) => ev.isTyped(JSON.parse(readFileSync(join(dir, 'truth.json'), 'utf8'))));
 if (!splits.length) {
   console.log('no split with a typed truth.json found (../shared/zoo/wild, ../zoo-extra/*/*)');
   process.exit(0);

@@ -133,7 +133,8 @@ async function run(inputs: string[], options: RecoverOptions): Promise<RecoverRe
   const skippedErrors: MotherError[] = [];
   const skip = (path: string, err: MotherError) => { skippedModels.push(skippedEntry(path, err)); skippedErrors.push(err); };
   progress({ stage: 'discover', done: 0, total: inputs.length });
-  const refs = await discoverModels(inputs, strict ? {} : { onSkip: skip });
+  const notes: string[] = []; // which revision of a cached model was read (src/io/discover.ts)
+  const refs = await discoverModels(inputs, { ...(strict ? {} : { onSkip: skip }), onNote: (n) => notes.push(n) });
   checkAbort();
   progress({ stage: 'headers', done: 0, total: refs.length });
   let models: Model[] = await openModels(refs, 8, strict ? undefined : (ref, err) => skip(ref.path, err));
@@ -150,6 +151,7 @@ async function run(inputs: string[], options: RecoverOptions): Promise<RecoverRe
       try {
         const result = await pipeline(models, options, tHeaders - t0, skippedModels);
         result.diagnostics.seconds.total = (performance.now() - t0) / 1000;
+        result.diagnostics.warnings.unshift(...notes);
         progress({ stage: 'done', done: 1, total: 1 });
         return result;
       } catch (err) {

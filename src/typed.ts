@@ -9,7 +9,7 @@ import type { GraphOptions, GraphResult, TensorStats } from './graph/types.js';
 import { readCard, resolveModelName, type ModelCard } from './io/card.js';
 import type { ArchitectureGroup } from './io/catalogue.js';
 import type { Model } from './io/model.js';
-import { alignmentWith, readAdapter } from './io/peft.js';
+import { alignmentWith, readAdapter, readTensorSlices } from './io/peft.js';
 import { addRankStatistics, type StatsOptions } from './stats/compute.js';
 import type { Family, RecoveredModel } from './types.js';
 
@@ -28,6 +28,36 @@ export async function readCards(models: Model[]): Promise<Map<string, ModelCard>
 function claimed(card: ModelCard | undefined): string[] {
   const b = card?.baseModel;
   return b === null || b === undefined ? [] : Array.isArray(b) ? b : [b];
+}
+
+/** Entries sampled per group for the sparse-merge test: enough that 1% is a count, and a few KiB per model. */
+export const SAMPLE_ENTRIES = 16384;
+
+/**
+ * The same entries of every float model of the group (a block from the middle of each 2-D tensor,
+ * SAMPLE_ENTRIES in all), for the sparse (TIES) merge test of src/graph/relations.ts: bit-exact
+ * equalities need the values themselves, which no pairwise statistic keeps. Quantized (GGUF)
+ * models get null: they are copies, never merges' parents here.
+ */
+export async function sampleEntries(group: ArchitectureGroup): Promise<{ sample: (Float64Array | null)[]; bytesRead: number }> {
+  const mats = group.tensors.filter((t) => t.rows > 1 && t.cols > 1);
+  if (!mats.length) return { sample: group.models.map(() => null), bytesRead: 0 };
+  const per = Math.max(64, Math.ceil(SAMPLE_ENTRIES / mats.length));
+  const blocks = mats.map((t) => { const count = Math.min(t.numel, per); return { name: t.name, count, start: Math.floor((t.numel - count) / 2) }; });
+  let bytesRead = 0;
+  const sample = await Promise.all(group.models.map(async (m) => {
+    if (m.format !== 'safetensors') return null;
+    const infos = blocks.map((b) => ({ info: m.tensors.get(b.name)!, start: b.start, count: b.count }));
+    if (infos.some((x) => !x.info)) return null;
+    const r = await readTensorSlices(infos);
+    bytesRead += r.bytesRead;
+    if (r.values.some((v) => v === null)) return null;
+    const out = new Float64Array(blocks.reduce((a, b) => a + b.count, 0));
+    let o = 0;
+    for (const v of r.values) { out.set(v!, o); o += v!.length; }
+    return out;
+  }));
+  return { sample, bytesRead };
 }
 
 /**
@@ -54,6 +84,10 @@ export async function groupRelations(
     bytesRead += extra.bytesRead;
     rank = scratch.rank;
   }
+  // Sampled entries for the sparse-merge test, where a family could hold one (base + 2 parents + it).
+  const big = graph.families.some((f) => f.members.length >= 4);
+  const sampled = big ? await sampleEntries(group) : null;
+  if (sampled) bytesRead += sampled.bytesRead;
   const index = new Map(stats.ids.map((id, k) => [id, k]));
   const typed = typedRelations(stats, graph, {
     format: group.models.map((m) => m.format),
@@ -61,6 +95,7 @@ export async function groupRelations(
     dtypes: group.models.map((m, k) => group.tensors.map((t) => m.tensors.get(t.name)?.dtype ?? t.dtypes[k]!)),
     files: group.models.map((m) => m.files.length),
     ...(rank ? { rank } : {}),
+    ...(sampled ? { sample: sampled.sample } : {}),
     claimedBases: group.models.map((m) => {
       const ids = claimed(cards.get(m.id)).map((b) => resolveModelName(b, allIds)).filter((x): x is string => x !== null);
       const ks = ids.map((id) => index.get(id)).filter((k): k is number => k !== undefined);

@@ -84,6 +84,7 @@ describe('recoverGraph on synthetic trees', () => {
     expect(code(() => recoverGraph({ ...stats, tensors: [] }))?.[0]).toBe('E_GRAPH_INPUT');
     expect(code(() => recoverGraph(stats, { method: 'x' as 'paper' }))).toEqual(['E_GRAPH_OPTION', expect.stringMatching(/method/)]);
     expect(code(() => recoverGraph(stats, { bootstrap: -1 }))?.[0]).toBe('E_GRAPH_OPTION');
+    expect(code(() => recoverGraph(stats, { entropySign: 0 as 1 }))).toEqual(['E_GRAPH_OPTION', expect.stringMatching(/entropySign/)]);
     expect(code(() => recoverGraph(stats, { distance: 'lora' }))).toEqual(['E_GRAPH_OPTION', expect.stringMatching(/rank/)]);
   });
 });

@@ -4,7 +4,8 @@
 import { describe, expect, it } from 'vitest';
 import { mulberry32 } from '../src/graph/confidence.js';
 import { recoverGraph } from '../src/graph/recover.js';
-import { castRatio, judgeClaim, placeAdapter, quantNoiseCeiling, typedRelations } from '../src/graph/relations.js';
+import { castRatio, judgeClaim, placeAdapter, quantNoiseCeiling, settleSpectralTies, sparseMerge, spectralPreference, typedRelations } from '../src/graph/relations.js';
+import type { TensorStats } from '../src/graph/types.js';
 import { gaussian, SHAPES, statsOf, synthWeights } from './graph-synth.js';
 
 function bf16(x: number): number {
@@ -110,6 +111,109 @@ describe('typed relations', () => {
     expect(quantNoiseCeiling('Q8_0')).toBeLessThan(quantNoiseCeiling('Q6_K'));
     expect(quantNoiseCeiling('Q6_K')).toBeLessThan(quantNoiseCeiling('Q4_0'));
     expect(quantNoiseCeiling('IQ2_XS')).toBeGreaterThan(quantNoiseCeiling('Q4_K'));
+  });
+});
+
+/**
+ * TIES as its paper defines it, per tensor: task vectors k - base, each trimmed to its `density`
+ * largest magnitudes, the sign elected by the weighted sum, then the weighted mean of the kept
+ * values that agree with it; base + that, stored as float32.
+ */
+function ties(base: Float64Array[], parents: Float64Array[][], weights: number[], density: number): Float64Array[] {
+  return base.map((b, t) => {
+    const tau = parents.map((p) => {
+      const v = p[t]!.map((x, i) => x - b[i]!);
+      const keep = Math.round(density * v.length);
+      const cut = [...v].map(Math.abs).sort((x, y) => y - x)[Math.max(0, keep - 1)]!;
+      return v.map((x) => (Math.abs(x) >= cut ? x : 0));
+    });
+    return b.map((x, i) => {
+      const s = Math.sign(tau.reduce((a, v, k) => a + weights[k]! * v[i]!, 0));
+      let num = 0, den = 0;
+      tau.forEach((v, k) => { if (v[i] !== 0 && Math.sign(v[i]!) === s) { num += weights[k]! * v[i]!; den += weights[k]!; } });
+      return Math.fround(x + (den ? num / den : 0));
+    });
+  });
+}
+
+/** Every model's 2-D tensors, flattened: the sampled entries of src/typed.ts, here all of them. */
+const sampleOf = (models: Float64Array[][]) => models.map((m) => Float64Array.from(m.flatMap((w, t) => (SHAPES[t]![0] > 1 ? [...w] : []))));
+
+describe('sparse (TIES) merges', () => {
+  // Stored float32, as the sample reads them: equalities are bit for bit.
+  const base = synthWeights({ parents: TREE, seed: 7 }).map((m) => m.map((w) => w.map(Math.fround)));
+
+  it('base + trimmed, sign-elected task vectors of three fine-tunes: the three parents, not the base', () => {
+    const m = ties(base[0]!, [base[1]!, base[2]!, base[3]!], [0.5, 0.3, 0.2], 0.2);
+    const models = [...base, m];
+    const stats = statsOf(models, false);
+    const graph = recoverGraph(stats, { bootstrap: 0 });
+    const plain = typedRelations(stats, graph, {}, { bootstrap: 0 });
+    // No affine combination is close: without the sample it is a fine-tune.
+    expect(plain.parents[5]!.map((e) => e.relation)).toEqual(['finetune']);
+    const typed = typedRelations(stats, graph, { sample: sampleOf(models) }, { bootstrap: 0 });
+    const got = typed.parents[5]!;
+    expect(got.map((e) => e.relation)).toEqual(['merge', 'merge', 'merge']);
+    expect(got.map((e) => e.parent)).toEqual([1, 2, 3]); // by weight, largest first
+    expect(got[0]!.weight!).toBeGreaterThan(got[2]!.weight!);
+    expect(got[0]!.confidence).toBeGreaterThan(0.9);
+    expect(typed.parent.slice(0, 5)).toEqual(TREE);
+  });
+
+  it('density 0.5 and two parents (as many entries equal a parent as the base): the base is still found', () => {
+    const m = ties(base[0]!, [base[2]!, base[3]!], [0.5, 0.5], 0.5);
+    const fit = sparseMerge(sampleOf([...base, m]), 5, [0, 1, 2, 3, 4]);
+    expect(fit?.sparse?.base).toBe(0);
+    expect([...fit!.parents].sort()).toEqual([2, 3]);
+  });
+
+  it('fine-tunes, linear merges and a fine-tune with untouched entries are not sparse merges', () => {
+    const lin = base[1]!.map((w, t) => w.map((x, i) => Math.fround(0.5 * x + 0.5 * base[2]![t]![i]!)));
+    // A fine-tune of 4 that left a quarter of its entries untouched (frozen rows): equal to 4 there, but to no other model.
+    const part = base[4]!.map((w, t) => w.map((x, i) => (i % 4 === 0 ? x : Math.fround(x + 0.01 * Math.sin(i + t)))));
+    const sample = sampleOf([...base, lin, part]);
+    for (const k of [0, 1, 2, 3, 4, 5, 6]) expect(sparseMerge(sample, k, [0, 1, 2, 3, 4, 5, 6].filter((x) => x !== k))).toBeNull();
+  });
+});
+
+describe('spectral ties in a hub family core', () => {
+  // 0 base, 1 a short fine-tune of 0 (nearly a copy), 2 and 3 fine-tunes of 0 (not of 1).
+  const N = 4, T = 8;
+  const D = Float64Array.from([
+    0, 0.6, 6, 7,
+    0.6, 0, 6.5, 7.7,
+    6, 6.5, 0, 12,
+    7, 7.7, 12, 0,
+  ]);
+  /** Spectra: H(W_x - W_a) per tensor, `bias` added to every pair with 1 (positive: 1 looks farther). */
+  function stats(bias: number): TensorStats {
+    const spectrum = new Float64Array(T * N * N);
+    for (let t = 0; t < T; t++)
+      for (let i = 0; i < N; i++)
+        for (let j = i + 1; j < N; j++) {
+          // Per-tensor scatter that averages out over the tensors.
+          const h = 3.7 + ((t + i + j) % 2 ? 0.01 : -0.01) + (i === 1 || j === 1 ? bias : 0);
+          spectrum[(t * N + i) * N + j] = spectrum[(t * N + j) * N + i] = h;
+        }
+    return { ids: ['b', 'c', 'x', 'y'], tensors: Array.from({ length: T }, (_, t) => ({ name: `t${t}`, rows: 8, cols: 8, numel: 64 })), spectrum } as unknown as TensorStats;
+  }
+
+  it('spectra within their noise: L2 decides, so the near-copy is not the parent', () => {
+    const s = stats(0);
+    expect(Math.abs(spectralPreference(s, 2, 1, 0))).toBeLessThan(2);
+    const parent: (number | null)[] = [null, 0, 1, 1];
+    const conf = [1, 1, 0.55, 0.55];
+    settleSpectralTies(s, D, N, [0, 1, 2, 3], parent, conf);
+    expect(parent).toEqual([null, 0, 0, 0]);
+    expect(conf[2]).toBeCloseTo(0.5 + 0.5 * 0.5 / 12.5, 4);
+  });
+
+  it('spectra that clearly prefer the near-copy keep the tree', () => {
+    const s = stats(-0.1);
+    expect(spectralPreference(s, 2, 0, 1)).toBeGreaterThan(2);
+    const parent: (number | null)[] = [null, 0, 1, 1];
+    settleSpectralTies(s, D, N, [0, 1, 2, 3], parent, [1, 1, 1, 1]);
+    expect(parent).toEqual([null, 0, 1, 1]);
   });
 });
 

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { recover } from '../src/index.js';
 import { sparseRecover } from '../src/graph/sparse.js';
+import { sketchCandidates } from '../src/stats/sketch.js';
 import { ZOO, zooMissing } from './helpers/zoo.js';
 
 // The tree splits (one architecture, plain parents); the typed hub folder (wild: adapters, GGUF,
@@ -58,5 +59,66 @@ describe('sparse family tree', () => {
     const r = sparseRecover(f, 0, 0);
     expect(Array.from(r.parent)).toEqual([-1, 0, 1, 1]);
     expect(sparseRecover(f, 5, 0).confidence).toHaveLength(4);
+  });
+});
+
+describe('incremental candidate search', () => {
+  // Synthetic sketches: families of near-copies of a few bases, plus exact duplicates (equal
+  // distances, so ties between indices are exercised), S = 96.
+  const S = 96, pool = 90;
+  const rand = (() => { let a = 12345; return () => ((a = (a * 1103515245 + 12345) >>> 0) / 2 ** 32); })();
+  const rows: Float32Array[] = [];
+  for (let m = 0; m < pool; m++) {
+    const r = new Float32Array(S);
+    if (m % 15 === 14) r.set(rows[m - 1]!);  // a duplicate of the previous model
+    else for (let c = 0; c < S; c++) r[c] = (m % 6) + Math.sin(c * (1 + (m % 6))) + 0.05 * (rand() - 0.5) * (1 + (m % 4));
+    rows.push(r);
+  }
+  const sketchOf = (members: number[]) => {
+    const N = members.length, x = new Float32Array(N * S);
+    members.forEach((m, i) => x.set(rows[m]!, i * S));
+    return { N, T: 1, mean: new Float64Array(N), m2: new Float64Array(N), kurtosis: new Float64Array(N), off: Int32Array.of(0, S), x, z: x, S, bytesRead: 0 };
+  };
+  const keysOf = (members: number[]) => members.map((m) => `model-${m}`);
+  const range = (a: number, b: number) => Array.from({ length: b - a }, (_, i) => a + i);
+  const plain = (c: ReturnType<typeof sketchCandidates>) => ({
+    lists: c.lists.map((l) => Array.from(l)), widened: c.widened, thin: c.thin,
+    state: { ...c.state, y: Array.from(c.state.y), norm: Array.from(c.state.norm), cd: Array.from(c.state.cd), cj: Array.from(c.state.cj),
+      csize: Array.from(c.state.csize), lists: c.state.lists.map((l) => Array.from(l)), flags: Array.from(c.state.flags) },
+  });
+
+  const cases: [string, number[], number[]][] = [
+    ['one model added in the middle', range(0, pool).filter((m) => m !== 37), range(0, pool)],
+    ['one model added at the end', range(0, pool - 1), range(0, pool)],
+    ['five added, one of them a duplicate', range(0, pool).filter((m) => ![3, 14, 20, 58, 89].includes(m)), range(0, pool)],
+    ['models removed (some in others\' coarse lists)', range(0, pool), range(0, pool).filter((m) => m % 7 !== 2)],
+    ['added and removed at once', range(0, pool - 10), range(5, pool)],
+  ];
+  for (const [what, before, after] of cases)
+    it(`${what}: the same lists, flags and state as the full search`, () => {
+      const prev = sketchCandidates(sketchOf(before), { keys: keysOf(before) });
+      const full = sketchCandidates(sketchOf(after), { keys: keysOf(after) });
+      const inc = sketchCandidates(sketchOf(after), { keys: keysOf(after), previous: prev.state });
+      expect(plain(inc)).toEqual(plain(full));
+      expect(full.searched).toBe(after.length);
+      // Added models only: the kept rows are reused. (A removal empties coarse lists here, where
+      // coarse is half the pool, so those rows are searched again; the answer must still match.)
+      if (!what.includes('removed')) expect(inc.searched).toBeLessThan(after.length);
+      if (what.startsWith('one model')) expect(inc.searched).toBe(1);
+    });
+
+  it('falls back to the full search when the state cannot be reused', () => {
+    const a = range(0, 60), b = range(0, 61);
+    const prev = sketchCandidates(sketchOf(a), { keys: keysOf(a) });
+    const full = plain(sketchCandidates(sketchOf(b), { keys: keysOf(b) }));
+    // Other parameters, reordered models, duplicate keys: every row searched again, same answer.
+    const other = sketchCandidates(sketchOf(a), { keys: keysOf(a), k: 4 });
+    const r1 = sketchCandidates(sketchOf(b), { keys: keysOf(b), previous: other.state });
+    expect(r1.searched).toBe(61);
+    expect(plain(r1)).toEqual(full);
+    const swapped = { ...prev.state, keys: prev.state.keys.map((k, i) => prev.state.keys[i ^ 1] ?? k) };
+    const r2 = sketchCandidates(sketchOf(b), { keys: keysOf(b), previous: swapped });
+    expect(r2.searched).toBe(61);
+    expect(plain(r2)).toEqual(full);
   });
 });

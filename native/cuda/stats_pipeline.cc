@@ -62,6 +62,7 @@ class Pipeline {
       out_.spectrum_noise = std::move(r.spectrum_noise);
       bytes_read_ += r.bytes_read;
     }
+    jobs::check_unchanged(files_);  // as the CPU runner: a file rewritten in place while read fails
     files_.clear();
     finish();
     out_.backend = "cuda";
@@ -75,8 +76,16 @@ class Pipeline {
  private:
   bool cancelled() const { return cancel_ && cancel_->load(std::memory_order_relaxed); }
 
-  // Every file once; every source's range checked against the file as it is now.
-  void open_files() { files_ = jobs::open_job_files(job_); }
+  // Every file once; every source's range checked against the file as it is now. Then mapped
+  // read-only as the CPU runner maps them (jobs::map_job_files: pread where mmap cannot work, or
+  // MOTHER_MMAP=0, with the reason in ioNotes).
+  void open_files() {
+    files_ = jobs::open_job_files(job_);
+    out_.io = jobs::map_job_files(files_, [this](const std::string& s) {
+      if (std::find(out_.io_notes.begin(), out_.io_notes.end(), s) == out_.io_notes.end() && out_.io_notes.size() < 8)
+        out_.io_notes.push_back(s);
+    });
+  }
 
   void plan() {
     // GGUF block types and permuted rows are read by the CPU runner only (src/stats/compute.ts
@@ -107,7 +116,12 @@ class Pipeline {
     slot_ = ld_ * es_max_;
   }
 
-  // Model k's part of a batch, as stored, into its slot of the pinned staging buffer.
+  // Model k's part of a batch, as stored, into its slot of the pinned staging buffer: copied from
+  // the file's mapping under the SIGBUS guard (a file cut short fails with E_IO_TRUNCATED, like a
+  // short pread), its pages given back at once, or read with pread where the file is not mapped.
+  // The staging copy stays: the asynchronous upload needs pinned memory, and pinning the mapping
+  // itself (cudaHostRegister) would make every page of the file resident for the whole job and
+  // turn a truncation into a device-side fault the guard cannot catch.
   void read_model(const Batch& batch, size_t k, unsigned char* stage) {
     unsigned char* slot = stage + k * slot_;
     for (const Segment& sg : batch.segs) {
@@ -115,12 +129,12 @@ class Pipeline {
       const jobs::Source& s = t.sources[k];
       const size_t es = dtype_size(s.dtype);
       // Element slots are es_max_ wide, so tensors of different dtypes in one batch never overlap.
-      files_[s.file].read_exact(s.offset + sg.elem_begin * es, slot + sg.x_offset * es_max_, size_t(sg.count * es),
-                                t.name);
+      jobs::copy_range(files_[s.file], s.offset + sg.elem_begin * es, slot + sg.x_offset * es_max_,
+                       size_t(sg.count * es), t.name);
     }
   }
 
-  // Reads every model's part with up to `readers_` threads (pread is thread-safe).
+  // Reads every model's part with up to `readers_` threads (the guard and pread are thread-safe).
   void read_batch(const Batch& batch, unsigned char* stage) {
     const unsigned n = unsigned(std::min<size_t>(readers_, N_));
     if (n <= 1 || batch.bytes < (1u << 20)) {

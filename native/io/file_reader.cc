@@ -143,10 +143,13 @@ void FileReader::unmap() {
 
 void FileReader::release(uint64_t offset, uint64_t n) const {
   if (!map_ || n == 0 || offset >= map_len_) return;
-  const uint64_t ps = page_size();
-  const uint64_t lo = offset & ~(ps - 1);
-  uint64_t hi = std::min(offset + n, map_len_);
-  hi = (hi + ps - 1) & ~(ps - 1);
+  // Whole 2 MiB blocks of the file: a page-cache folio is at most that large and aligned to its
+  // size in the file, and a fault maps the whole folio it hits (and fault-around never crosses a
+  // 2 MiB boundary), so pages next to a released range may have been mapped by our own reads.
+  // Releasing the blocks leaves none of them behind.
+  const uint64_t lo = offset & ~(kHuge - 1);
+  uint64_t hi = std::min((offset + n + kHuge - 1) & ~(kHuge - 1), map_len_);
+  hi = (hi + page_size() - 1) & ~(page_size() - 1);
   ::madvise(map_ + lo, size_t(hi - lo), MADV_DONTNEED);
 }
 

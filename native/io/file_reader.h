@@ -39,9 +39,11 @@ class FileReader {
   // The mapping (byte 0 of the file) or nullptr. Reads through it must run under guard::run.
   const unsigned char* data() const { return map_; }
   uint64_t mapped_size() const { return map_len_; }
-  // Drops the pages of bytes [offset, offset + n) (rounded out to whole pages) from this process's
-  // page tables (MADV_DONTNEED): the page cache keeps them, our resident set does not. Later reads
-  // of them fault them in again. No-op when not mapped.
+  // Drops the pages of the 2 MiB blocks of the file that bytes [offset, offset + n) touch from this
+  // process's page tables (MADV_DONTNEED): the page cache keeps them, our resident set does not.
+  // Whole blocks, because a fault maps the whole page-cache folio it hits (up to 2 MiB, aligned in
+  // the file): rounding to pages would leave the rest of such a folio mapped. Later reads fault
+  // them in again (another thread reading a neighbouring stretch included). No-op when not mapped.
   void release(uint64_t offset, uint64_t n) const;
 
   // The file as it is now: size (UINT64_MAX when fstat fails), and whether it was modified since

@@ -6,6 +6,8 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <functional>
+#include <string>
 #include <vector>
 
 #include "io/file_reader.h"
@@ -30,6 +32,27 @@ struct Batch {
 // its file as it is now: a file shorter than its header promised was truncated or replaced after the
 // header was read (E_IO_TRUNCATED, naming the file and the tensor).
 std::vector<io::FileReader> open_job_files(const StatsJob& job);
+
+// Maps the job's files for reading (FileReader::map) unless MOTHER_MMAP=0 or the SIGBUS guard
+// cannot be installed; a file that cannot be mapped is read with pread. Every reason is passed to
+// `note`. Returns what StatsOutput::io reports: "mmap", "pread" or "mmap+pread". Shared by the CPU
+// runner and the CUDA pipeline so both read the same way.
+std::string map_job_files(std::vector<io::FileReader>& files, const std::function<void(const std::string&)>& note);
+
+// Copies bytes [off, off + n) of f into dst: from its mapping under the SIGBUS guard when it is
+// mapped (a file cut short below them fails with E_IO_TRUNCATED, as a short pread), then gives
+// those pages back (FileReader::release); with pread otherwise. For the CUDA pipeline's staging.
+void copy_range(const io::FileReader& f, uint64_t off, void* dst, size_t n, const std::string& tensor);
+
+// The error for a SIGBUS at address `addr` (si_code `code`) while reading f's mapping: the file
+// ended before the faulting byte (truncated, or replaced in place): E_IO_TRUNCATED; else an I/O or
+// memory error behind the mapping: E_IO_READ.
+[[noreturn]] void throw_mapped_fault(const io::FileReader& f, const std::string& tensor, int code, uintptr_t addr);
+
+// After every read and before the files are closed: a file modified since it was opened
+// (truncated, or rewritten in place by cp or a sync tool) may have given us a mix of old and new
+// bytes without any read failing; its model's statistics cannot be trusted (E_IO_TRUNCATED).
+void check_unchanged(const std::vector<io::FileReader>& files);
 
 // Packs every tensor of the job, in order, into batches of at most `chunk` elements per model and
 // at most `max_segments` segments (a bound on per-segment partial sums; SIZE_MAX: none).

@@ -227,7 +227,7 @@ class Runner {
     for (auto& h : helpers) h.join();
     if (!error_.has() && !aborted_) {
       try {
-        check_unchanged();
+        jobs::check_unchanged(files_);
       } catch (...) {
         error_.capture_current();
       }
@@ -251,45 +251,13 @@ class Runner {
   // is read with pread, and the reason is noted in the result (ioNotes).
   void open_files() {
     files_ = jobs::open_job_files(job_);
-    const char* env = std::getenv("MOTHER_MMAP");
-    std::string why;
-    bool map = true;
-    if (env && std::string(env) == "0") {
-      note("MOTHER_MMAP=0: files read with pread");
-      map = false;
-    } else if (!guard::ensure_installed(&why)) {
-      note(why + ": files read with pread");
-      map = false;
-    }
-    size_t mapped = 0, plain = 0;
-    for (auto& f : files_) {
-      if (f.size() == 0) continue;
-      if (map && f.map(&why)) {
-        ++mapped;
-      } else {
-        if (map) note(f.path() + ": cannot be mapped (" + why + "), read with pread");
-        ++plain;
-      }
-    }
-    out_.io = plain == 0 ? "mmap" : mapped == 0 ? "pread" : "mmap+pread";
+    out_.io = jobs::map_job_files(files_, [this](const std::string& s) { note(s); });
   }
 
   void note(const std::string& s) {
     if (std::find(out_.io_notes.begin(), out_.io_notes.end(), s) != out_.io_notes.end()) return;
     if (out_.io_notes.size() < 8) out_.io_notes.push_back(s);
     else if (out_.io_notes.size() == 8) out_.io_notes.push_back("(further notes left out)");
-  }
-
-  // After every thread is done and before the files are closed: a file modified since it was
-  // opened (truncated, or rewritten in place by cp or a sync tool) may have given us a mix of old
-  // and new bytes without any read failing. That model's statistics cannot be trusted.
-  void check_unchanged() {
-    for (const auto& f : files_)
-      if (f.modified_since_open())
-        throw Error("E_IO_TRUNCATED",
-                    f.path() + " was modified while being read (now " + std::to_string(f.current_size()) +
-                        " bytes, " + std::to_string(f.size()) + " when opened): the file was truncated or replaced while being read",
-                    f.path());
   }
 
   void plan() {
@@ -319,15 +287,6 @@ class Runner {
     if (job_.spectrum)
       for (size_t t = 0; t < T_; ++t)
         if (rank_eligible(job_.tensors[t])) spectrum_tensors_.push_back(t);
-    // Bytes held mapped per model before they are given back: 2 MiB (one huge page-cache folio)
-    // while all N models' fit in 64 MiB, less for many models (power of two, >= 64 KiB).
-    pending_.assign(N_, Pending{});
-    {
-      const uint64_t budget = 64ull << 20;
-      uint64_t g = 2ull << 20;
-      while (g > (64ull << 10) && g * N_ > budget) g >>= 1;
-      release_granule_ = g;
-    }
     blocks_.resize(T_);
     for (size_t t : spectrum_tensors_) blocks_[t] = spectrum_block(job_.tensors[t], job_.spectrum_short, job_.spectrum_long);
     for (const auto& t : job_.tensors)
@@ -443,6 +402,9 @@ class Runner {
         cpu::Moments* m = job_.kurtosis ? &sl.mom[q * N_ + k] : nullptr;
         read_stretch(ten, k, sg.elem_begin + (s0 - sg.x_offset), s1 - s0, x.data() + k * stride + (s0 - it.lo), raw,
                      wide, m, pairwise);
+        // Copied into x (or reduced): its pages need not stay mapped. A page shared with the
+        // neighbouring item, if another thread is reading it now, is simply faulted in again.
+        if (pairwise) release_stretch(ten, k, sg.elem_begin + (s0 - sg.x_offset), s1 - s0);
         sl.bytes += stored_range(ten.sources[k].dtype, sg.elem_begin + (s0 - sg.x_offset), s1 - s0);
       }
       if (job_.kurtosis) ++q;
@@ -477,34 +439,12 @@ class Runner {
         else read_plain(src, s, e0, count, dst, raw, wide, m, values);
       });
       if (o.kind == guard::Outcome::Ok) return;
-      if (o.kind == guard::Outcome::Fault) throw_fault(f, t, o);
+      if (o.kind == guard::Outcome::Fault) jobs::throw_mapped_fault(f, t.name, o.code, o.addr);
       // NoGuard (every guard slot in use): nothing was read yet; read this stretch with pread.
     }
     const FromFile src{f, t.name};
     if (is_quantized(s.dtype) || s.permute_heads) read_blocks(src, t, s, e0, count, dst, raw, m);
     else read_plain(src, s, e0, count, dst, raw, wide, m, values);
-  }
-
-  // The error for a SIGBUS while reading file f's mapping: the file ended before the faulting
-  // byte (truncated, or replaced in place), or else an I/O or memory error behind the mapping.
-  [[noreturn]] void throw_fault(const io::FileReader& f, const jobs::Tensor& t, const guard::Outcome& o) {
-    const uint64_t at = uint64_t(o.addr - reinterpret_cast<uintptr_t>(f.data()));
-    const uint64_t now = f.current_size();
-#ifdef BUS_MCEERR_AR
-    const bool hw = o.code == BUS_MCEERR_AR || o.code == BUS_MCEERR_AO;
-#else
-    const bool hw = false;
-#endif
-    if (!hw && (now == UINT64_MAX || now <= at || f.modified_since_open()))
-      throw Error("E_IO_TRUNCATED",
-                  f.path() + " ends at byte " + (now == UINT64_MAX ? std::string("?") : std::to_string(now)) +
-                      " but byte " + std::to_string(at) + " was needed (tensor " + t.name +
-                      "): the file was truncated or replaced while being read",
-                  f.path(), t.name);
-    throw Error("E_IO_READ",
-                "read error in " + f.path() + " (tensor " + t.name + ") at byte " + std::to_string(at) + ": " +
-                    (hw ? "hardware memory error" : "the mapped page could not be read (I/O error)"),
-                f.path(), t.name);
   }
 
   // A stretch of a plain (F64/F32/F16/BF16) source, in pieces bounded by the staging buffer (the
@@ -594,9 +534,9 @@ class Runner {
     bytes_read_ += stored_range(s.dtype, e0, count);
   }
 
-  // Gives back the pages of model k's stretch [e0, e0 + count) of tensor t (MADV_DONTNEED): read
-  // and reduced, they need not stay in our resident set. Pages shared with a neighbouring stretch
-  // that another thread still reads are simply faulted in again by it.
+  // Gives back the pages of model k's stretch [e0, e0 + count) of tensor t (MADV_DONTNEED, whole
+  // 2 MiB blocks: FileReader::release): read and reduced, they need not stay in our resident set.
+  // Pages of a block that another thread still reads are simply faulted in again by it.
   void release_stretch(const jobs::Tensor& t, size_t k, uint64_t e0, uint64_t count) {
     const jobs::Source& s = t.sources[k];
     const io::FileReader& f = files_[s.file];
@@ -605,60 +545,92 @@ class Runner {
     f.release(span.first, span.second - span.first);
   }
 
-  // Gives back every model's pages of batch b once all its items are folded (no thread reads them
-  // any more). Per model the released bytes trail behind the folded ones in whole granules of
-  // release_granule_ bytes (2 MiB while N x 2 MiB fits the budget: a huge page-cache folio mapped
-  // by one page-table entry is dropped once, not once per batch); flush_releases() gives back the
-  // rest. Called by whichever thread folded the batch's last item, so under release_mu_.
-  void release_batch(size_t b) {
-    std::lock_guard<std::mutex> lock(release_mu_);
-    const Batch& batch = batches_[b];
-    for (size_t k = 0; k < N_; ++k) {
-      Pending& p = pending_[k];
-      for (const Segment& sg : batch.segs) {
-        const jobs::Tensor& t = job_.tensors[sg.tensor];
-        const jobs::Source& s = t.sources[k];
-        const io::FileReader& f = files_[s.file];
-        if (!f.data() || sg.count == 0) continue;
-        const auto span = stored_span(t, s, sg.elem_begin, sg.count);
-        if (p.file == &f && span.first <= p.hi + 4096 && span.second >= p.hi) {
-          p.hi = span.second;
-        } else {
-          if (p.file) p.file->release(p.lo, p.hi - p.lo);
-          p.file = &f, p.lo = span.first, p.hi = span.second;
-        }
-        const uint64_t cut = p.hi / release_granule_ * release_granule_;
-        if (cut > p.lo) {
-          p.file->release(p.lo, cut - p.lo);
-          p.lo = cut;
-        }
-      }
+  // Per model being read by the moments pass: its bytes read but not yet given back.
+  struct Pending {
+    const io::FileReader* file = nullptr;
+    uint64_t lo = 0, hi = 0;
+  };
+  // Adds model k's span of a stretch just read to p and gives back the whole 2 MiB granules
+  // behind it (a huge page-cache folio mapped by one page-table entry is dropped once, not once per
+  // item); a span elsewhere (another tensor, another file) first gives back what p held.
+  void trail(Pending& p, const jobs::Tensor& t, size_t k, uint64_t e0, uint64_t count) {
+    const jobs::Source& s = t.sources[k];
+    const io::FileReader& f = files_[s.file];
+    if (!f.data() || count == 0) return;
+    const auto span = stored_span(t, s, e0, count);
+    if (p.file == &f && span.first <= p.hi + 4096 && span.second >= p.hi) {
+      p.hi = span.second;
+    } else {
+      flush(p);
+      p.file = &f, p.lo = span.first, p.hi = span.second;
+    }
+    const uint64_t cut = p.hi / kReleaseGranule * kReleaseGranule;
+    if (cut > p.lo) {
+      p.file->release(p.lo, cut - p.lo);
+      p.lo = cut;
     }
   }
-  void flush_releases() {
-    std::lock_guard<std::mutex> lock(release_mu_);
-    for (Pending& p : pending_) {
-      if (p.file && p.hi > p.lo) p.file->release(p.lo, p.hi - p.lo);
-      p = Pending{};
+  static void flush(Pending& p) {
+    if (p.file && p.hi > p.lo) p.file->release(p.lo, p.hi - p.lo);
+    p = Pending{};
+  }
+  static constexpr uint64_t kReleaseGranule = uint64_t(2) << 20;
+
+  // The chunked pass of a moments-only job (kurtosis, no pairwise sums: the scale path's sketch
+  // pass), model-major: each thread takes a whole model and reads its items in order, merging each
+  // item's moments into that model's accumulators in item order, exactly as fold() does in the
+  // item-major pass (so the results are bit for bit the same, whatever the thread count). Only
+  // the model being read is mapped, per thread, trailing by at most two 2 MiB granules: the
+  // resident set the mapping adds stays a few MiB whatever the number of models (the item-major
+  // pass would hold every model's current granule at once, N x 4 MiB), and each thread needs a
+  // buffer of one item, not one per model.
+  void moments_pass(unsigned tid, std::vector<unsigned char>& raw, std::vector<double>& wide) {
+    std::vector<float> x;
+    try {
+      x.assign(size_t(std::max<uint64_t>(item_max_, 1)), 0.0f);
+    } catch (...) {
+      fail();
+      return;
+    }
+    Pending p;
+    try {
+      for (size_t k; !halted() && (k = next_model_.fetch_add(1)) < N_;) {
+        for (size_t i = 0; i < items_.size() && !halted(); ++i) {
+          const Item& it = items_[i];
+          uint64_t bytes = 0;
+          for (const Segment& sg : batches_[it.batch].segs) {
+            const uint64_t s0 = std::max(it.lo, sg.x_offset), s1 = std::min(it.hi, sg.x_offset + sg.count);
+            if (s0 >= s1) continue;
+            const jobs::Tensor& ten = job_.tensors[sg.tensor];
+            const uint64_t e0 = sg.elem_begin + (s0 - sg.x_offset);
+            cpu::Moments m{};
+            read_stretch(ten, k, e0, s1 - s0, x.data(), raw, wide, &m, false);
+            cpu::Moments& a = acc_[sg.tensor * N_ + k];
+            a = cpu::merge(a, m);
+            bytes += stored_range(ten.sources[k].dtype, e0, s1 - s0);
+            trail(p, ten, k, e0, s1 - s0);
+          }
+          streamed_ += bytes;
+          if (tid == 0 && i % 64 == 63) report_progress();
+        }
+        flush(p);
+      }
+    } catch (...) {
+      flush(p);
+      fail();
     }
   }
 
-  void work(unsigned tid) {
-    std::vector<unsigned char> raw;
-    std::vector<double> wide;
-    std::vector<const float*> ptrs(N_);
-    try {
-      raw.resize(size_t(std::max<uint64_t>(chunk_, 1024)) * 8);
-      wide.resize(any_f64_ && job_.kurtosis ? raw.size() / 8 : 0);
-    } catch (...) {
-      fail();
-    }
-    // Chunked pass: threads take items (fixed slices of the batches, ~kItemElems elements per
-    // model) from a counter, each reading its item for all N models and reducing it at once while
-    // it is in cache; finished items are folded into the outputs in item order through a ring of
-    // slots. No barrier per chunk: a thread that the OS preempts (a loaded machine) holds up only
-    // the fold of its own item, never the others' reading and computing. The items do not depend
-    // on the thread count, so neither do the results.
+  // Chunked pass with pairwise sums: threads take items (fixed slices of the batches, ~kItemElems
+  // elements per model) from a counter, each reading its item for all N models and reducing it at
+  // once while it is in cache; finished items are folded into the outputs in item order through a
+  // ring of slots. No barrier per chunk: a thread that the OS preempts (a loaded machine) holds up
+  // only the fold of its own item, never the others' reading and computing. The items do not depend
+  // on the thread count, so neither do the results. Each model's stretch is copied into x and its
+  // pages given back at once (run_item), so the mapping adds about one stretch per thread to the
+  // resident set, not one per model.
+  void items_pass(unsigned tid, std::vector<unsigned char>& raw, std::vector<double>& wide,
+                  std::vector<const float*>& ptrs) {
     std::vector<float> x;
     try {
       if (!items_.empty()) x.assign(size_t(item_max_) * N_, 0.0f);
@@ -682,27 +654,38 @@ class Runner {
         fold_cv_.notify_all();
         break;
       }
-      size_t release_from = 0, release_to = 0;  // batches whose last item this thread folded
       {
         std::lock_guard<std::mutex> lock(fold_mu_);
         sl.ready = true;
-        release_from = release_to = folded_ < items_.size() ? items_[folded_].batch : 0;
         while (folded_ < items_.size() && slots_[folded_ % ring_].ready) {
           Slot& f = slots_[folded_ % ring_];
           if (!halted()) fold(f);
           f.ready = false;
           ++folded_;
-          if (folded_ == items_.size() || items_[folded_].batch != items_[folded_ - 1].batch)
-            release_to = items_[folded_ - 1].batch + 1;
         }
       }
       fold_cv_.notify_all();
-      for (size_t b = release_from; b < release_to; ++b) release_batch(b);
       if (tid == 0) report_progress();
     }
-    std::vector<float>().swap(x);
+  }
+
+  void work(unsigned tid) {
+    std::vector<unsigned char> raw;
+    std::vector<double> wide;
+    std::vector<const float*> ptrs(N_);
+    try {
+      raw.resize(size_t(std::max<uint64_t>(chunk_, 1024)) * 8);
+      wide.resize(any_f64_ && job_.kurtosis ? raw.size() / 8 : 0);
+    } catch (...) {
+      fail();
+    }
+    if (job_.kurtosis && !job_.any_pairwise()) {
+      moments_pass(tid, raw, wide);
+    } else {
+      items_pass(tid, raw, wide, ptrs);
+    }
     sync(tid, 0);  // everyone agrees on stop_ before the rank pass (or the end)
-    if (tid == 0) flush_releases();  // every item is folded: no thread reads the chunked pass's bytes
+    if (tid == 0) next_model_ = 0;  // the moments pass took models from it; the next sync orders this
     if (stop_) return;
 
     for (size_t t : rank_tensors_) rank_tensor(tid, t, raw);
@@ -884,14 +867,6 @@ class Runner {
   uint64_t chunk_ = 1;
   bool any_f64_ = false;
   std::vector<io::FileReader> files_;
-  // Per model: the bytes of its last stretches read but not yet given back (release_batch).
-  struct Pending {
-    const io::FileReader* file = nullptr;
-    uint64_t lo = 0, hi = 0;
-  };
-  std::vector<Pending> pending_;
-  uint64_t release_granule_ = 4096;
-  std::mutex release_mu_;
   std::vector<Batch> batches_;
   std::vector<size_t> rank_tensors_, spectrum_tensors_;
   std::vector<Block> blocks_;

@@ -21,11 +21,11 @@ import { DIRECTION_WEIGHT, hasSpectrum, LENGTH_WEIGHT, spectralDistance, spectra
 import { minSpanningTree } from './mst.js';
 import { GraphError, type FamilyResult, type GraphOptions, type GraphResult, type TensorStats } from './types.js';
 
-interface Built { parent: Int32Array; D: Float64Array; rootTotals?: Float64Array }
+interface Built { parent: Int32Array; D: Float64Array; rootTotals?: Float64Array; cost?: number }
 type Evidence = 'spectrum' | 'l2' | 'rank';
 
-function checkOptions(o: GraphOptions): Required<Omit<GraphOptions, 'families'>> & { families?: number } {
-  const known = new Set(['method', 'distance', 'lambda', 'bootstrap', 'seed', 'families', 'lengthWeight', 'directionWeight']);
+function checkOptions(o: GraphOptions): Required<Omit<GraphOptions, 'families' | 'entropySign'>> & { families?: number; entropySign?: 1 | -1 } {
+  const known = new Set(['method', 'distance', 'lambda', 'bootstrap', 'seed', 'families', 'lengthWeight', 'directionWeight', 'entropySign']);
   for (const key of Object.keys(o ?? {}))
     if (!known.has(key)) throw new GraphError('E_GRAPH_OPTION', `Unknown graph option ${JSON.stringify(key)} (known: ${[...known].join(', ')})`);
   const bad = (what: string, got: unknown) => new GraphError('E_GRAPH_OPTION', `Expected ${what} but received ${JSON.stringify(got)}`);
@@ -44,12 +44,13 @@ function checkOptions(o: GraphOptions): Required<Omit<GraphOptions, 'families'>>
   if (o.lambda !== undefined && method !== 'paper') throw bad("lambda only with method 'paper' (it is the paper's kurtosis penalty); got method", method);
   const directionWeight = o.directionWeight ?? DIRECTION_WEIGHT;
   if (typeof directionWeight !== 'number' || !(directionWeight >= 0) || !Number.isFinite(directionWeight)) throw bad('a finite number >= 0 for directionWeight', o.directionWeight);
-  return { method, distance, lambda, bootstrap, seed, lengthWeight, directionWeight, families: o.families };
+  if (o.entropySign !== undefined && o.entropySign !== 1 && o.entropySign !== -1) throw bad('1 or -1 for entropySign', o.entropySign);
+  return { method, distance, lambda, bootstrap, seed, lengthWeight, directionWeight, families: o.families, entropySign: o.entropySign };
 }
 
 /** One family's tree with tensor weights w. Local indices; parent -1 at the root. */
 function buildTree(stats: TensorStats, idx: number[], w: Float64Array, lora: boolean, method: 'mother' | 'paper', lambda: number,
-  evidence: Evidence = 'l2', lengthWeight = LENGTH_WEIGHT, directionWeight = DIRECTION_WEIGHT, copies?: Int32Array): Built {
+  evidence: Evidence = 'l2', lengthWeight = LENGTH_WEIGHT, directionWeight = DIRECTION_WEIGHT, copies?: Int32Array, entropySign = 0): Built {
   const n = idx.length, N = stats.ids.length;
   if (n === 1) return { parent: Int32Array.of(-1), D: new Float64Array(1) };
   if (method === 'mother' && evidence === 'spectrum') {
@@ -59,11 +60,12 @@ function buildTree(stats: TensorStats, idx: number[], w: Float64Array, lora: boo
     const bases = adapterBases(stats, idx, reps);
     const local = [...reps.keys()].filter((a) => reps[a] === a && bases[a] < 0), sub = local.map((a) => idx[a]), m = sub.length;
     const parent = Int32Array.from(reps, (r, a) => (r !== a ? r : bases[a] >= 0 ? bases[a] : -1));
-    let total = new Float64Array(n);
+    let total = new Float64Array(n), cost = 0;
     if (m > 1) {
       const D = spectralDistance(stats, sub, w, lengthWeight);
       const cues = [spectrumVotes(stats, sub, w), kurtosisVotes(stats.kurtosis, stats.sumsq, N, stats.tensors, sub, w)];
-      const tree = spectralTree(m, D, cues, directionWeight);
+      const tree = spectralTree(m, D, cues, directionWeight, [entropySign]);
+      cost = tree.cost;
       const repaired = repairByInheritance(ftDistance(stats, sub, w).sumsq, m, tree.parent).parent;
       repaired.forEach((p, k) => (parent[local[k]] = p < 0 ? -1 : local[p]));
       // A model below a base that is nearer to one of the base's adapters (by L2) was fine-tuned
@@ -79,7 +81,7 @@ function buildTree(stats: TensorStats, idx: number[], w: Float64Array, lora: boo
       total = new Float64Array(n).fill(-Infinity);
       local.forEach((a, k) => (total[a] = tree.total[k]));
     }
-    return { parent, D: spectralDistance(stats, idx, w, lengthWeight), rootTotals: total };
+    return { parent, D: spectralDistance(stats, idx, w, lengthWeight), rootTotals: total, cost };
   }
   const { D: dft } = ftDistance(stats, idx, w);
   if (method === 'paper') {
@@ -141,6 +143,7 @@ export function recoverGraph(stats: TensorStats, options: GraphOptions = {}): Gr
   const plans: { idx: number[]; lora: boolean; base: Float64Array; evidence: Evidence; copies?: Int32Array }[] = [];
   const families: FamilyResult[] = [];
   const localDist: Float64Array[] = [], localTotals: (Float64Array | undefined)[] = [];
+  const pending: { f: number; idx: number[]; lora: boolean; base: Float64Array; evidence: Evidence; copies?: Int32Array }[] = [];
 
   fams.forEach((idx, f) => {
     idx.forEach((m) => (family[m] = f));
@@ -158,7 +161,22 @@ export function recoverGraph(stats: TensorStats, options: GraphOptions = {}): Gr
     }
     const evidence: Evidence = lora ? 'rank' : hasSpectrum(stats, idx) ? 'spectrum' : 'l2';
     const copies = evidence === 'spectrum' && opt.method === 'mother' ? copyRepresentatives(stats, idx) : undefined;
-    const built = buildTree(stats, idx, base, lora, opt.method, opt.lambda, evidence, opt.lengthWeight, opt.directionWeight, copies);
+    pending.push({ f, idx, lora, base, evidence, copies });
+  });
+
+  // The entropy cue's sign, once for every spectral family (see spectrum.ts): the sign whose trees
+  // cost least in total. Kept for the bootstrap replicates, like the families and evidence kinds.
+  const spectralFamily = (e: Evidence) => e === 'spectrum' && opt.method === 'mother';
+  const signs = opt.entropySign ? [opt.entropySign] : [1, -1];
+  const trees = pending.map((p) => spectralFamily(p.evidence)
+    ? signs.map((sign) => buildTree(stats, p.idx, p.base, p.lora, opt.method, opt.lambda, p.evidence, opt.lengthWeight, opt.directionWeight, p.copies, sign))
+    : [buildTree(stats, p.idx, p.base, p.lora, opt.method, opt.lambda, p.evidence, opt.lengthWeight, opt.directionWeight, p.copies)]);
+  const totalCost = (k: number) => pending.reduce((s, p, i) => s + (spectralFamily(p.evidence) ? trees[i]![k]!.cost! : 0), 0);
+  const pick = signs.length > 1 && totalCost(1) < totalCost(0) - 1e-12 ? 1 : 0;
+  const entropySign = signs[pick] as 1 | -1;
+
+  pending.forEach(({ f, idx, lora, base, evidence, copies }, k) => {
+    const built = spectralFamily(evidence) ? trees[k]![pick]! : trees[k]![0]!;
     const n = idx.length;
     const twins: string[] = [];
     for (let a = 0; a < n; a++) for (let b = a + 1; b < n; b++) if (!(built.D[a * n + b] > 0)) twins.push(`${stats.ids[idx[a]]} = ${stats.ids[idx[b]]}`);
@@ -188,7 +206,7 @@ export function recoverGraph(stats: TensorStats, options: GraphOptions = {}): Gr
       for (const { idx, lora, base, evidence, copies } of plans) {
         const wf = w.map((x, t) => x * base[t]);
         if (!wf.some((x) => x > 0)) { idx.forEach((m) => (rep[m] = parent[m])); continue; }
-        const { parent: p } = buildTree(stats, idx, wf, lora, opt.method, opt.lambda, evidence, opt.lengthWeight, opt.directionWeight, copies);
+        const { parent: p } = buildTree(stats, idx, wf, lora, opt.method, opt.lambda, evidence, opt.lengthWeight, opt.directionWeight, copies, spectralFamily(evidence) ? entropySign : 0);
         p.forEach((q, a) => (rep[idx[a]] = q < 0 ? null : idx[q]));
       }
       reps.push(rep);
@@ -207,5 +225,5 @@ export function recoverGraph(stats: TensorStats, options: GraphOptions = {}): Gr
       });
     });
   }
-  return { parent, confidence, family, families, runnerUp, warnings };
+  return { parent, confidence, family, families, runnerUp, warnings, entropySign: pending.some((p) => spectralFamily(p.evidence)) ? entropySign : null };
 }

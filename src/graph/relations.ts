@@ -14,6 +14,12 @@
  *              and a residual small against the distance to the nearest single model. A parent
  *              that is an ancestor of two other parents (the base TIES / task arithmetic subtract
  *              and add back) is dropped, its weight shared out;
+ *   merge      (sparse: TIES) no affine fit, but on a sample of entries (read by the caller) the
+ *              model is base + a trimmed, sign-elected mean of its parents' task vectors: a share
+ *              of its entries equal the base bit for bit (every parent trimmed there), and some
+ *              equal one parent bit for bit (the only one kept); every other entry lies between
+ *              the base and its parents (a mean of some of their task values, or 0). The base
+ *              is not a parent (it is what TIES subtracts and adds back); see sparseMerge;
  *   adapter    a merged LoRA: some tensors frozen bit for bit against the parent, the moved 2-D
  *              tensors of low rank (the rank statistic, where computed). Unmerged PEFT adapters
  *              are placed by the caller (src/io/peft.ts), not here;
@@ -55,6 +61,11 @@ export interface ModelFacts {
   claimedBases?: (number[] | null)[];
   /** T*N*N rank of W_i - W_j where computed for the relations (else stats.rank is used). */
   rank?: Float64Array;
+  /**
+   * Per model, the same sampled entries of its tensors (float models; null where not read), for
+   * the sparse (TIES) merge test; see sampleEntries in src/typed.ts.
+   */
+  sample?: (Float64Array | null)[];
 }
 
 export interface TypedResult {
@@ -194,6 +205,91 @@ export interface MergeFit {
   weights: number[];
   /** Residual sumsq of the best affine fit over its distance to the nearest candidate. */
   ratio: number;
+  /** A sparse (TIES) merge: the base its task vectors are taken from, and the share of moved sampled entries between base and parents. */
+  sparse?: { base: number; explained: number };
+}
+
+/** Least share of the sampled entries that must equal (bit for bit) the base, or a parent where the base does not. */
+export const SPARSE_MIN_EQUAL = 0.01;
+/** Least share of the entries that differ from the base lying between the base and the parents (rounding aside). */
+export const SPARSE_MIN_BETWEEN = 0.99;
+
+/**
+ * Sparse (TIES-style) merge of model m on sampled entries (see the file comment), or null. For each
+ * candidate base b: z = share of entries with m = b exactly, which trimming leaves; trained float
+ * weights are equal by chance at ~no entry. Where m != b, a parent k kept alone gives m = k
+ * exactly; parents are added in order of that share while they have some, until (nearly) every
+ * entry where m != b lies in [min, max] of {b, parents} (a mean of some parents' task values, with
+ * sign election, stays in that range), widened by the rounding of m's dtype (`u`, unit roundoff).
+ * Which model is the base: trimming drops each task vector's smallest entries, so where m = b the
+ * parents are near b (their |k - b| there below their mean |k - b|), while a parent taken for the
+ * base is matched where it alone was kept, i.e. where it is far from the others. The base is the
+ * candidate with the smallest such ratio, and it must be below 1.
+ * The weights are the least-squares coefficients of m - b on the parents' task vectors over the
+ * entries that moved, clipped at 0 and normalised: an estimate (TIES means only the kept entries).
+ */
+export function sparseMerge(sample: readonly (Float64Array | null)[], m: number, candidates: readonly number[], u = 2 ** -24): MergeFit | null {
+  const x = sample[m];
+  if (!x || x.length === 0) return null;
+  const S = x.length;
+  const cand = candidates.filter((k) => k !== m && sample[k] && sample[k]!.length === S);
+  let best: { fit: MergeFit; trimmed: number } | null = null;
+  for (const b of cand) {
+    const wb = sample[b]!;
+    const moved: number[] = [], kept: number[] = [];
+    for (let e = 0; e < S; e++) (x[e] !== wb[e] ? moved : kept).push(e);
+    if (kept.length < SPARSE_MIN_EQUAL * S || moved.length === 0) continue;
+    // Models equal to m where m moved away from b: parents kept alone there.
+    const equal = cand.filter((k) => k !== b).map((k) => {
+      const wk = sample[k]!;
+      let n = 0;
+      for (const e of moved) if (x[e] === wk[e]) n++;
+      return { k, share: n / moved.length };
+    }).filter((q) => q.share >= SPARSE_MIN_EQUAL).sort((p, q) => q.share - p.share || p.k - q.k);
+    const parents: number[] = [];
+    let between = 0;
+    for (const { k } of equal) {
+      parents.push(k);
+      let inside = 0;
+      for (const e of moved) {
+        let lo = wb[e]!, hi = wb[e]!;
+        for (const p of parents) { const v = sample[p]![e]!; if (v < lo) lo = v; if (v > hi) hi = v; }
+        const tol = 4 * u * Math.max(Math.abs(lo), Math.abs(hi));
+        if (x[e]! >= lo - tol && x[e]! <= hi + tol) inside++;
+      }
+      between = inside / moved.length;
+      if (between >= SPARSE_MIN_BETWEEN) break;
+    }
+    if (parents.length < 2 || between < SPARSE_MIN_BETWEEN) continue;
+    const absMean = (k: number, es: Iterable<number>) => {
+      let s = 0, n = 0;
+      for (const e of es) { s += Math.abs(sample[k]![e]! - wb[e]!); n++; }
+      return n ? s / n : 0;
+    };
+    const all = Array.from({ length: S }, (_, e) => e);
+    const trimmed = parents.reduce((a, k) => a + absMean(k, kept) / (absMean(k, all) || 1), 0) / parents.length;
+    if (!(trimmed < 1)) continue;
+    if (!best || trimmed < best.trimmed)
+      best = { fit: { parents, weights: taskWeights(sample, x, b, parents, moved), ratio: 0, sparse: { base: b, explained: round4(between) } }, trimmed };
+  }
+  return best?.fit ?? null;
+}
+
+/** Least-squares coefficients of x - b on (k - b), k in parents, over `entries`; clipped at 0, summing to 1. */
+function taskWeights(sample: readonly (Float64Array | null)[], x: Float64Array, b: number, parents: number[], entries: number[]): number[] {
+  const wb = sample[b]!, n = parents.length;
+  const G = parents.map(() => new Array<number>(n).fill(0)), g = new Array<number>(n).fill(0);
+  for (const e of entries) {
+    const d = x[e]! - wb[e]!;
+    const t = parents.map((p) => sample[p]![e]! - wb[e]!);
+    for (let a = 0; a < n; a++) {
+      g[a] += t[a]! * d;
+      for (let c = 0; c < n; c++) G[a]![c] += t[a]! * t[c]!;
+    }
+  }
+  const c = solve(G, g)?.map((v) => (Number.isFinite(v) && v > 0 ? v : 0)) ?? parents.map(() => 1);
+  const sum = c.reduce((a, v) => a + v, 0);
+  return sum > 0 ? c.map((v) => v / sum) : parents.map(() => 1 / n);
 }
 
 /**
@@ -413,6 +509,7 @@ export function typedRelations(stats: TensorStats, graph: GraphResult, facts: Mo
       for (const i of core) {
         const fit = fitMerge(pw, i, core);
         if (fit && fit.ratio <= MERGE_MAX_RESIDUAL) mergeOf[i] = fit;
+        else if (facts.sample) mergeOf[i] = sparseMerge(facts.sample, i, core, Math.max(...dtypes[i]!.map((d) => FLOAT[d]?.u ?? 2 ** -8)));
       }
     const skip = (k: number) => isCopy(k) || famOf[k] !== f || mergeOf[k] !== null;
     // Mean distance to the third models: a merged LoRA x = p + L is |L|^2 farther from each of them than p.
@@ -468,12 +565,13 @@ export function typedRelations(stats: TensorStats, graph: GraphResult, facts: Mo
       if (core.length === members.length) continue;
       for (const k of members) { parent[k] = null; confidence[k] = graph.confidence[k]!; }
       if (core.length >= 2) {
-        const sub = recoverGraph(subsetStats(stats, core), { ...options, families: 1 });
+        const sub = recoverGraph(subsetStats(stats, core), { ...options, families: 1, ...(graph.entropySign ? { entropySign: graph.entropySign } : {}) });
         core.forEach((k, a) => {
           const p = sub.parent[a];
           parent[k] = p === null || p === undefined ? null : core[p]!;
           confidence[k] = sub.confidence[a]!;
         });
+        if (sub.families[0]?.evidence === 'spectrum') settleSpectralTies(stats, D, N, core, parent, confidence);
       } else if (core.length === 1) {
         confidence[core[0]!] = 1;
       }
@@ -500,7 +598,7 @@ export function typedRelations(stats: TensorStats, graph: GraphResult, facts: Mo
       }
     }
     ps.sort((a, b) => b.w - a.w || a.p - b.p);
-    const conf = round4(Math.max(0.5, 1 - m.ratio / MERGE_MAX_RESIDUAL / 2));
+    const conf = m.sparse ? round4(0.95 * m.sparse.explained) : round4(Math.max(0.5, 1 - m.ratio / MERGE_MAX_RESIDUAL / 2));
     parents[i] = ps.map(({ p, w }) => ({ parent: p, relation: 'merge', weight: round4(w), confidence: conf }));
     parent[i] = ps[0]!.p;
     confidence[i] = conf;
@@ -541,6 +639,59 @@ export function typedRelations(stats: TensorStats, graph: GraphResult, facts: Mo
     parents[i] = [{ parent: p, relation: adapter ? 'adapter' : 'finetune', confidence: round4(confidence[i]!) }];
   }
   return { parent, confidence, parents, warnings };
+}
+
+/** |t| of a spectral preference below this is no preference (the usual two-sided 5% level). */
+export const SPECTRAL_TIE_T = 2;
+
+/**
+ * t statistic, over the 2-D tensors, of H(W_x - W_a) - H(W_x - W_c): negative when the spectra
+ * place x nearer a. NaN with fewer than 2 tensors where both are computed.
+ */
+export function spectralPreference(stats: TensorStats, x: number, a: number, c: number): number {
+  const S = stats.spectrum, N = stats.ids.length;
+  if (!S) return NaN;
+  const v: number[] = [];
+  for (let t = 0; t < stats.tensors.length; t++) {
+    const ha = S[(t * N + x) * N + a]!, hc = S[(t * N + x) * N + c]!;
+    if (Number.isFinite(ha) && Number.isFinite(hc)) v.push(ha - hc);
+  }
+  if (v.length < 2) return NaN;
+  const m = v.reduce((s, y) => s + y, 0) / v.length;
+  const sd = Math.sqrt(v.reduce((s, y) => s + (y - m) ** 2, 0) / (v.length - 1));
+  return sd > 0 ? m / (sd / Math.sqrt(v.length)) : m === 0 ? 0 : Math.sign(m) * Infinity;
+}
+
+/**
+ * The core tree of a hub family (parent, in place): a model's parent a is replaced by a's parent,
+ * or by a sibling farther from a than it, when the spectra cannot tell the two apart (|t| <
+ * SPECTRAL_TIE_T) and L2 places the model nearer the other. Where a candidate is nearly a copy of
+ * a (a short fine-tune), W_x - W_a and W_x - W_c differ by a little and so do their spectra, while
+ * the geometry still says whether x holds the short update: |x - c|^2 < |x - a|^2 exactly when
+ * x's difference from a leans more than half-way along c - a. Where the spectra do prefer one,
+ * they decide (siblings that drift together are nearer each other than their parent by L2).
+ */
+export function settleSpectralTies(stats: TensorStats, D: Float64Array, N: number, core: number[], parent: (number | null)[], confidence: number[]): void {
+  const inCore = new Set(core);
+  for (let round = 0; round < core.length; round++) {
+    let moved = false;
+    for (const x of core) {
+      const a = parent[x];
+      if (a === null || a === undefined) continue;
+      const up = parent[a];
+      const cands = [
+        ...(up !== null && up !== undefined ? [up] : []),
+        ...core.filter((s) => s !== x && parent[s] === a && D[s * N + a]! < D[x * N + a]!),
+      ].filter((c) => inCore.has(c) && D[x * N + c]! < D[x * N + a]! && Math.abs(spectralPreference(stats, x, a, c)) < SPECTRAL_TIE_T);
+      if (!cands.length) continue;
+      const c = cands.reduce((b, k) => (D[x * N + k]! < D[x * N + b]! ? k : b));
+      parent[x] = c;
+      // An L2 margin: how much nearer the new parent is.
+      confidence[x] = round4(0.5 + 0.5 * (D[x * N + a]! - D[x * N + c]!) / (D[x * N + a]! + D[x * N + c]!));
+      moved = true;
+    }
+    if (!moved) break;
+  }
 }
 
 function round4(x: number): number {

@@ -24,6 +24,15 @@
  * sum_cues sign * vote(a -> b), d the placement distance scaled to [0, 1] over the family's pairs,
  * for every choice of signs; the cheapest tree wins. Placement and direction decide together: an edge that only fits the
  * distances but runs against the family's direction can lose to a slightly longer one that agrees.
+ *
+ * Free signs cannot orient a path: a chain (continued pre-training stages with one fine-tune each)
+ * read backwards with both signs flipped costs the same, so such a family can come out reversed.
+ * The entropy cue's sign belongs to the architecture and regime, not to one family: measured on the
+ * true trees, every family of every LM split has entropy rising on its edges and every ViT family
+ * but one (weak votes) falling, while kurtosis flips between families of one split (lm-ft t3). So
+ * recoverGraph chooses the entropy sign once for all spectral families of the input (the one whose
+ * trees cost least in total) and passes it in `fixed`; a family whose own tree cannot tell borrows
+ * it from its relatives. Kurtosis stays free per family.
  */
 import { minDirectedSpanningTree } from './arborescence.js';
 import { orientTree } from './direction.js';
@@ -133,8 +142,8 @@ export function spectrumVotes(stats: TensorStats, idx: number[], w: ArrayLike<nu
  * wins. `total` is, per candidate root, the signed votes summed over the chosen tree's edges
  * oriented away from it (for the margin confidences).
  */
-export function spectralTree(n: number, D: Float64Array, cues: Float64Array[], directionWeight = DIRECTION_WEIGHT):
-  { parent: Int32Array; total: Float64Array; signs: number[] } {
+export function spectralTree(n: number, D: Float64Array, cues: Float64Array[], directionWeight = DIRECTION_WEIGHT, fixed: number[] = []):
+  { parent: Int32Array; total: Float64Array; signs: number[]; cost: number } {
   let lo = Infinity, hi = -Infinity;
   for (let a = 0; a < n; a++)
     for (let b = 0; b < n; b++) if (a !== b && D[a * n + b] < Infinity) { lo = Math.min(lo, D[a * n + b]); hi = Math.max(hi, D[a * n + b]); }
@@ -142,6 +151,8 @@ export function spectralTree(n: number, D: Float64Array, cues: Float64Array[], d
   let best: { parent: Int32Array; cost: number; vote: Float64Array; signs: number[] } | undefined;
   for (let mask = 0; mask < 1 << cues.length; mask++) {
     const signs = cues.map((_, c) => ((mask >> c) & 1 ? -1 : 1));
+    // A cue whose sign is given (fixed[c] = +1 or -1) is not chosen here.
+    if (signs.some((sg, c) => fixed[c] && sg !== fixed[c])) continue;
     const vote = new Float64Array(n * n);
     cues.forEach((v, c) => { for (let i = 0; i < n * n; i++) vote[i] += signs[c] * v[i]; });
     const M = new Float64Array(n * n);
@@ -153,5 +164,5 @@ export function spectralTree(n: number, D: Float64Array, cues: Float64Array[], d
   const edges: [number, number][] = [];
   best!.parent.forEach((p, c) => { if (p >= 0) edges.push([p, c]); });
   const { total } = orientTree(n, edges, best!.vote);
-  return { parent: best!.parent, total, signs: best!.signs };
+  return { parent: best!.parent, total, signs: best!.signs, cost: best!.cost };
 }

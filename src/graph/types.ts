@@ -52,6 +52,12 @@ export interface GraphOptions {
   lengthWeight?: number;
   /** Weight of the direction vote in the spectral directed tree (default 0.01, same protocol). */
   directionWeight?: number;
+  /**
+   * Sign of the spectral-entropy direction cue (+1: parents have the higher entropy, -1: children).
+   * Default: chosen jointly over the spectral families (see spectrum.ts). Given by a re-run over a
+   * subset of the models (relations.ts) so that it decides as the full run did.
+   */
+  entropySign?: 1 | -1;
 }
 
 export interface FamilyResult {
@@ -74,6 +80,8 @@ export interface GraphResult {
   /** Best alternative parent (bootstrap: most frequent other choice) and how often it won. */
   runnerUp: ({ parent: number | null; confidence: number } | null)[];
   warnings: string[];
+  /** The entropy cue's sign the spectral families were built with; null without spectral families. */
+  entropySign?: 1 | -1 | null;
 }
 
 /** A bad input to the graph stage; `code` is stable, the message names the field or tensor. */

@@ -10,11 +10,17 @@
  * Ids clashing across folders are made unique by prefixing the parent folder's name
  * ('a/model', 'b/model'), then by a '~2', '~3' suffix. Order: inputs as given, children sorted.
  *
+ * The Hugging Face cache layout (`hub/models--org--name/{refs,snapshots,blobs}`) is understood:
+ * a `models--org--name` folder (given, or a child of a folder given, such as the cache's `hub/`)
+ * is the model in one of its snapshots, with id `org/name`; so is a snapshot folder given itself.
+ * Snapshot files are usually symlinks into `../../blobs/`; they are followed, read-only. Of several
+ * revisions the one `refs/main` names is taken, else the newest snapshot, and `onNote` says which.
+ *
  * Errors about the inputs as given (a path that does not exist, a folder with no models) always
  * fail. A child of a folder that cannot be read fails too, unless the caller passes `onSkip`:
  * then it is reported there and left out (recover() does so unless `strict`).
  */
-import { readdir, realpath, stat } from 'node:fs/promises';
+import { readdir, readFile, realpath, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve, sep } from 'node:path';
 import { InputError, MotherError } from '../errors.js';
 import { idFromFile, INDEX_NAME, inputFsError, openModel, SINGLE_NAME, type Model } from './model.js';
@@ -35,6 +41,71 @@ export interface DiscoverOptions {
    * failing the discovery. Errors about the inputs themselves still throw.
    */
   onSkip?: (path: string, err: MotherError) => void;
+  /** Given: notes worth a look that are not errors (which revision of a cached model was read). */
+  onNote?: (note: string) => void;
+}
+
+/** `models--org--name` -> `org/name` (hub names have no `--`); null for any other folder name. */
+export function hubCacheId(folderName: string): string | null {
+  const m = /^models--(.+)$/.exec(folderName);
+  if (!m) return null;
+  const [org, ...rest] = m[1]!.split('--');
+  return rest.length ? `${org}/${rest.join('--')}` : org!;
+}
+
+async function isDirectory(p: string): Promise<boolean> {
+  try {
+    return (await stat(p)).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The snapshot to read of a Hugging Face cache folder `models--org--name`, or null when `dir` is
+ * not one (no snapshots/ folder, or no snapshot in it). The revision `refs/main` names when it is there, else the most
+ * recently modified snapshot (then the last by name); a note says so when there was a choice.
+ */
+export async function hubCacheSnapshot(dir: string): Promise<{ id: string; snapshot: string; note: string | null } | null> {
+  const id = hubCacheId(basename(dir));
+  const snapshots = join(dir, 'snapshots');
+  if (id === null || !(await isDirectory(snapshots))) return null;
+  let revs: string[];
+  try {
+    revs = (await readdir(snapshots)).sort(byName);
+  } catch (err) {
+    throw inputFsError(err, snapshots, 'folder');
+  }
+  const dated: { rev: string; mtime: number }[] = [];
+  for (const rev of revs) {
+    try {
+      const st = await stat(join(snapshots, rev));
+      if (st.isDirectory()) dated.push({ rev, mtime: st.mtimeMs });
+    } catch {
+      /* a dangling entry is no revision */
+    }
+  }
+  if (!dated.length) return null;
+  let main: string | null = null;
+  try {
+    main = (await readFile(join(dir, 'refs', 'main'), 'utf8')).trim() || null;
+  } catch {
+    main = null;
+  }
+  const named = dated.find((d) => d.rev === main);
+  const pick = named ?? dated.reduce((a, b) => (b.mtime >= a.mtime ? b : a));
+  let note: string | null = null;
+  if (dated.length > 1)
+    note = `${id}: ${dated.length} revisions cached in ${snapshots}; read ${pick.rev} (${named ? 'the one refs/main names' : main ? `the newest; refs/main names ${main}, which is not there` : 'the newest; no refs/main'})`;
+  else if (main && !named)
+    note = `${id}: refs/main names ${main}, which is not among the cached snapshots; read ${pick.rev}, the only one`;
+  return { id, snapshot: join(snapshots, pick.rev), note };
+}
+
+/** A snapshot folder given itself (`.../models--org--name/snapshots/<rev>`): its cache id, else null. */
+function snapshotId(dir: string): string | null {
+  const up = dirname(dir);
+  return basename(up) === 'snapshots' ? hubCacheId(basename(dirname(up))) : null;
 }
 
 /**
@@ -125,7 +196,7 @@ export async function discoverModels(inputs: string[], options: DiscoverOptions 
   const found: ModelRef[] = [];
   const seen = new Set<string>();
   /** Adds the model at `path` unless already found; false when it is a duplicate. */
-  const add = async (path: string, kind: 'file' | 'folder'): Promise<void> => {
+  const add = async (path: string, kind: 'file' | 'folder', id?: string): Promise<void> => {
     let real: string;
     try {
       // A folder is keyed by the file that holds it, so `ft/t0` and `ft/t0/model.safetensors` meet.
@@ -135,7 +206,18 @@ export async function discoverModels(inputs: string[], options: DiscoverOptions 
     }
     if (seen.has(real)) return;
     seen.add(real);
-    found.push({ id: kind === 'file' ? (path.endsWith(GGUF_EXT) ? idFromGguf(path) : idFromFile(path)) : basename(path), path, realPath: real, kind });
+    found.push({ id: id ?? (kind === 'file' ? (path.endsWith(GGUF_EXT) ? idFromGguf(path) : idFromFile(path)) : (snapshotId(path) ?? basename(path))), path, realPath: real, kind });
+  };
+  /**
+   * A Hugging Face cache folder: its snapshot, under the hub id. False when `dir` is not one, or
+   * (a child of a collection, `weighted`) when the snapshot holds no weights (a tokenizer-only repo).
+   */
+  const addCached = async (dir: string, weighted = false): Promise<boolean> => {
+    const c = await hubCacheSnapshot(dir);
+    if (!c || (weighted && !(await hasWeights(c.snapshot)))) return false;
+    if (c.note) options.onNote?.(c.note);
+    await add(c.snapshot, 'folder', c.id);
+    return true;
   };
   /** A child of a collection: skipped through onSkip when it cannot be read, else the error. */
   const child = async (path: string, run: () => Promise<void>): Promise<void> => {
@@ -166,6 +248,7 @@ export async function discoverModels(inputs: string[], options: DiscoverOptions 
       await add(path, 'folder');
       continue;
     }
+    if (await addCached(path)) continue;
     let entries;
     try {
       entries = await readdir(path, { withFileTypes: true });
@@ -188,9 +271,11 @@ export async function discoverModels(inputs: string[], options: DiscoverOptions 
         if (cst.isFile() && (e.name.endsWith('.safetensors') || e.name.endsWith(GGUF_EXT))) {
           models++;
           await add(childPath, 'file');
-        } else if (cst.isDirectory() && !(await linksBack(childPath, path)) && (await hasWeights(childPath))) {
-          models++;
-          await add(childPath, 'folder');
+        } else if (cst.isDirectory() && !(await linksBack(childPath, path))) {
+          if (await hasWeights(childPath)) {
+            models++;
+            await add(childPath, 'folder');
+          } else if (hubCacheId(e.name) !== null && (await addCached(childPath, true))) models++;
         }
       });
     }

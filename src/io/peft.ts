@@ -73,6 +73,33 @@ export async function readTensor(info: TensorInfo): Promise<Float64Array | null>
   }
 }
 
+const FLOAT_SIZE: Record<string, number> = { F64: 8, F32: 4, F16: 2, BF16: 2 };
+
+/**
+ * `count` consecutive values of each tensor from element `start` (float dtypes; null for a tensor
+ * of another dtype or a short read), one file handle per file. Read-only.
+ */
+export async function readTensorSlices(infos: { info: TensorInfo; start: number; count: number }[]): Promise<{ values: (Float64Array | null)[]; bytesRead: number }> {
+  const handles = new Map<string, Awaited<ReturnType<typeof open>>>();
+  let bytesRead = 0;
+  try {
+    const values: (Float64Array | null)[] = [];
+    for (const { info, start, count } of infos) {
+      const size = FLOAT_SIZE[info.dtype];
+      if (!size || start < 0 || start + count > info.numel) { values.push(null); continue; }
+      let fh = handles.get(info.file);
+      if (!fh) { fh = await open(info.file, 'r'); handles.set(info.file, fh); }
+      const buf = Buffer.alloc(count * size);
+      const got = (await fh.read(buf, 0, buf.length, info.offset + start * size)).bytesRead;
+      bytesRead += got;
+      values.push(got === buf.length ? decode(buf, info.dtype, count) : null);
+    }
+    return { values, bytesRead };
+  } finally {
+    await Promise.all([...handles.values()].map((h) => h.close()));
+  }
+}
+
 /** Reads an adapter model's config and factors. */
 export async function readAdapter(model: Model): Promise<Adapter> {
   const cfgPath = join(model.path, ADAPTER_CONFIG);

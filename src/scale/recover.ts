@@ -16,7 +16,7 @@
 import { performance } from 'node:perf_hooks';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
-import type { StatsCache } from '../store/cache.js';
+import { selectionKey, type StatsCache } from '../store/cache.js';
 import { AbortError } from '../errors.js';
 import { clusterFamilies, recoverGraph, relatedness } from '../graph/index.js';
 import { sparseRecover, type SparseFamily } from '../graph/sparse.js';
@@ -135,7 +135,7 @@ export async function recoverGroupScaled(group: ArchitectureGroup, options: Reco
 
   t = performance.now();
   const K = 8;
-  const cand = sketchCandidates(sk, { k: K, signal, onProgress: (done, total) => progress({ stage: 'statistics', done, total, message: 'candidates' }) });
+  const cand = candidates(sk, K, keys, store, group, signal, (done, total) => progress({ stage: 'statistics', done, total, message: 'candidates' }));
   const dump = process.env.MOTHER_SCALE_CANDIDATES;
   if (dump) {
     // A debugging and benchmarking hook: candidate lists of every sketched group, appended.
@@ -259,6 +259,20 @@ export async function recoverGroupScaled(group: ArchitectureGroup, options: Reco
     kurtosis: sk.kurtosis, bytesRead, statisticsSeconds, graphSeconds, backend, device, threads,
     ...(fallbackReason ? { fallbackReason } : {}), scale,
   };
+}
+
+/**
+ * The candidate search; with a cache, the last search over this tensor selection is updated
+ * instead (only the models added since are compared with all: sketch.ts, CandidateState), and the
+ * result stored for the next run. The lists are the full search's either way.
+ */
+function candidates(sk: Awaited<ReturnType<typeof sketchGroup>>, k: number, keys: string[] | undefined, store: StatsCache | undefined,
+  group: ArchitectureGroup, signal: AbortSignal | undefined, onProgress: (done: number, total: number) => void) {
+  const stateKey = store && keys ? `${selectionKey(group)}:k${k}` : undefined;
+  const previous = stateKey ? store!.candidateState(stateKey) : undefined;
+  const cand = sketchCandidates(sk, { k, signal, onProgress, ...(keys ? { keys } : {}), ...(previous ? { previous } : {}) });
+  if (stateKey) store!.putCandidateState(stateKey, cand.state);
+  return cand;
 }
 
 /** Exact L2 statistics on the candidate pairs of one big sketch family, then the sparse tree. */

@@ -260,64 +260,192 @@ export interface Candidates {
   widened: number;
   /** Models whose widening hit the cap (a margin still thin at kMax). */
   thin: number[];
+  /** Models whose rows were searched against every other model (all of them without `previous`). */
+  searched: number;
+  /** What a later call needs to update these candidates after models come and go (`previous`). */
+  state: CandidateState;
 }
 
 /**
- * k nearest per model by the sketch distance, widened while the next candidate is within
- * `margin` (relative) of the k-th, up to kMax. Coarse pass by a random projection to 64 dims,
- * keeping `coarse` per model, re-ranked by the whole sample.
+ * The candidate search of one group, kept so that a later run over the group with some models
+ * added or removed can update it instead of redoing all N^2 comparisons (`--cache`,
+ * src/store/cache.ts). Per model (by content key): its projection, its coarse list (the `coarse`
+ * nearest by the projection, with their distances) and the final list with its flags.
  */
-export function sketchCandidates(sk: Sketch, options: { k?: number; kMax?: number; margin?: number; coarse?: number; signal?: AbortSignal; onProgress?: (done: number, total: number) => void } = {}): Candidates {
-  const { N, S, x } = sk;
-  const k = Math.min(options.k ?? 8, N - 1), kMax = Math.min(options.kMax ?? 2 * k, N - 1);
-  const margin = options.margin ?? 3 * Math.sqrt(2 / Math.max(1, S));
-  const coarse = Math.min(N - 1, options.coarse ?? Math.max(4 * kMax, 48));
-  const P = 64;
-  // Random +-1 projection of the scaled sample.
+export interface CandidateState {
+  keys: string[];
+  /** k, kMax, margin, coarse, P, S: a state made with other parameters is not reused. */
+  params: string;
+  /** N * P projection; N norms. */
+  y: Float32Array;
+  norm: Float64Array;
+  /** Coarse lists: N * coarse (distance, index), the first csize[i] of row i used. */
+  cd: Float64Array;
+  cj: Int32Array;
+  csize: Int32Array;
+  lists: Int32Array[];
+  /** Per model: 1 widened, 2 thin. */
+  flags: Uint8Array;
+}
+
+const P = 64;
+
+function projection(sk: Sketch, rows: Iterable<number>, y: Float32Array, norm: Float64Array): void {
+  const { S, x } = sk;
+  // Random +-1 projection of the scaled sample (the same signs every run).
   const rand = mulberry32(12345);
   const signs = new Int8Array(S * P).map(() => (rand() < 0.5 ? -1 : 1));
-  const y = new Float32Array(N * P);
-  for (let i = 0; i < N; i++)
+  for (const i of rows) {
     for (let c = 0; c < S; c++) {
       const v = x[i * S + c]!;
       if (v === 0) continue;
       const row = c * P, out = i * P;
       for (let p = 0; p < P; p++) y[out + p] += v * signs[row + p]!;
     }
-  const norm = new Float64Array(N);
-  for (let i = 0; i < N; i++) { let s = 0; for (let p = 0; p < P; p++) s += y[i * P + p]! ** 2; norm[i] = s; }
-  const lists: Int32Array[] = [];
-  const bestD = new Float64Array(coarse), bestJ = new Int32Array(coarse);
+    let s = 0;
+    for (let p = 0; p < P; p++) s += y[i * P + p]! ** 2;
+    norm[i] = s;
+  }
+}
+
+/** Projection distance of models i and j (the same number either way round). */
+function coarseDistance(y: Float32Array, norm: Float64Array, i: number, j: number): number {
+  let dot = 0;
+  const yi = i * P, yj = j * P;
+  for (let p = 0; p < P; p++) dot += y[yi + p]! * y[yj + p]!;
+  const d = norm[i]! + norm[j]! - 2 * dot;
+  return d === d ? d : Infinity;  // NaN (a sample holding NaN) sorts last, so the order is total
+}
+
+/**
+ * Inserts (d, j) into row i's coarse list, kept sorted by (distance, index) and cut at `coarse`:
+ * the same list as the all-pairs scan in index order builds (an equal distance goes after the
+ * lower indices already there, and a full list refuses a distance equal to its last).
+ */
+function insertCoarse(cd: Float64Array, cj: Int32Array, csize: Int32Array, coarse: number, i: number, d: number, j: number): boolean {
+  const base = i * coarse;
+  let size = csize[i]!;
+  const before = (q: number) => cd[base + q]! < d || (cd[base + q]! === d && cj[base + q]! < j);
+  if (size === coarse && before(size - 1)) return false;
+  let q = size < coarse ? size++ : coarse - 1;
+  while (q > 0 && before(q - 1) === false) { cd[base + q] = cd[base + q - 1]!; cj[base + q] = cj[base + q - 1]!; q--; }
+  cd[base + q] = d; cj[base + q] = j;
+  csize[i] = size;
+  return true;
+}
+
+/**
+ * k nearest per model by the sketch distance, widened while the next candidate is within
+ * `margin` (relative) of the k-th, up to kMax. Coarse pass by a random projection to 64 dims,
+ * keeping `coarse` per model, re-ranked by the whole sample.
+ *
+ * With `previous` (the state of an earlier call on the group, and `keys`, the models' content
+ * keys now): a model whose coarse list is still whole (none of its members left) only compares
+ * itself with the models added since: O(N * added) comparisons instead of O(N^2), and only the
+ * models whose coarse list changed are re-ranked. Rows of added models, and of models that lost a
+ * coarse member, are searched against all. The result is the one the full search gives, bit for
+ * bit: the coarse list is the `coarse` smallest (distance, index) pairs either way, the distances
+ * are computed by the same code from the same projections, and the re-ranking depends on nothing
+ * else (test/scale-sketch.test.ts checks it).
+ */
+export function sketchCandidates(sk: Sketch, options: { k?: number; kMax?: number; margin?: number; coarse?: number; signal?: AbortSignal; onProgress?: (done: number, total: number) => void; keys?: string[]; previous?: CandidateState } = {}): Candidates {
+  const { N, S } = sk;
+  const k = Math.min(options.k ?? 8, N - 1), kMax = Math.min(options.kMax ?? 2 * k, N - 1);
+  const margin = options.margin ?? 3 * Math.sqrt(2 / Math.max(1, S));
+  const coarse = Math.max(0, Math.min(N - 1, options.coarse ?? Math.max(4 * kMax, 48)));
+  const params = JSON.stringify([k, kMax, margin, coarse, P, S]);
+  const keys = options.keys ?? [];
+  const y = new Float32Array(N * P), norm = new Float64Array(N);
+  const cd = new Float64Array(N * coarse), cj = new Int32Array(N * coarse), csize = new Int32Array(N);
+  const lists: Int32Array[] = new Array(N);
+  const flags = new Uint8Array(N);
+  // Which rows need the whole scan (`full`), which only the added models (`update`), and which
+  // are kept as they were (`kept`, their old index for each new one).
+  const oldOf = reuseMap(keys, N, params, options.previous);
+  const prev = options.previous;
+  const added: number[] = [];
+  for (let i = 0; i < N; i++) if (oldOf[i]! < 0) added.push(i);
+  const newOf = new Int32Array(prev?.keys.length ?? 0).fill(-1);
+  if (prev && added.length < N) {
+    oldOf.forEach((o, i) => { if (o >= 0) newOf[o] = i; });
+    for (let i = 0; i < N; i++) {
+      const o = oldOf[i]!;
+      if (o < 0) continue;
+      y.set(prev.y.subarray(o * P, (o + 1) * P), i * P);
+      norm[i] = prev.norm[o]!;
+    }
+    projection(sk, added, y, norm);
+    for (let i = 0; i < N; i++) {
+      const o = oldOf[i]!;
+      if (o < 0) continue;
+      const n = prev.csize[o]!;
+      let whole = n === coarse;
+      for (let q = 0; q < n && whole; q++) whole = newOf[prev.cj[o * coarse + q]!]! >= 0;
+      if (!whole) { oldOf[i] = -1; continue; }  // lost a coarse member: searched again below
+      for (let q = 0; q < n; q++) { cd[i * coarse + q] = prev.cd[o * coarse + q]!; cj[i * coarse + q] = newOf[prev.cj[o * coarse + q]!]!; }
+      csize[i] = n;
+    }
+  } else {
+    projection(sk, added, y, norm);  // every model is new
+  }
+  const full: number[] = [];
+  for (let i = 0; i < N; i++) if (oldOf[i]! < 0) full.push(i);
+  const isFull = new Uint8Array(N);
+  for (const i of full) isFull[i] = 1;
+  const changed = new Uint8Array(N);
+  // Whole rows, in index order (each scans every other model in index order).
+  let done = 0;
+  for (const i of full) {
+    if (options.signal?.aborted && done % 256 === 0) throw new AbortError();
+    for (let j = 0; j < N; j++) if (j !== i) insertCoarse(cd, cj, csize, coarse, i, coarseDistance(y, norm, i, j), j);
+    changed[i] = 1;
+    if (++done % 512 === 0) options.onProgress?.(done, N);
+  }
+  // Kept rows: only the added models can enter them (every other model was already compared
+  // with them, at the same distance).
+  if (added.length)
+    for (let i = 0; i < N; i++) {
+      if (isFull[i]) continue;
+      for (const j of added) if (insertCoarse(cd, cj, csize, coarse, i, coarseDistance(y, norm, i, j), j)) changed[i] = 1;
+    }
   let widened = 0;
   const thin: number[] = [];
   for (let i = 0; i < N; i++) {
-    if (options.signal?.aborted && i % 256 === 0) throw new AbortError();
-    let size = 0;
-    const yi = i * P;
-    for (let j = 0; j < N; j++) {
-      if (j === i) continue;
-      let dot = 0;
-      const yj = j * P;
-      for (let p = 0; p < P; p++) dot += y[yi + p]! * y[yj + p]!;
-      const d = norm[i]! + norm[j]! - 2 * dot;
-      if (size < coarse) {
-        let q = size++;
-        while (q > 0 && bestD[q - 1]! > d) { bestD[q] = bestD[q - 1]!; bestJ[q] = bestJ[q - 1]!; q--; }
-        bestD[q] = d; bestJ[q] = j;
-      } else if (d < bestD[coarse - 1]!) {
-        let q = coarse - 1;
-        while (q > 0 && bestD[q - 1]! > d) { bestD[q] = bestD[q - 1]!; bestJ[q] = bestJ[q - 1]!; q--; }
-        bestD[q] = d; bestJ[q] = j;
-      }
+    if (!changed[i] && prev) {
+      const o = oldOf[i]!;
+      lists[i] = Int32Array.from(prev.lists[o]!, (j) => newOf[j]!);
+      flags[i] = prev.flags[o]!;
+    } else {
+      const re = Array.from(cj.subarray(i * coarse, i * coarse + csize[i]!), (j) => ({ j, d: sketchDistance(sk, i, j) })).sort((a, b) => a.d - b.d || a.j - b.j);
+      let take = Math.min(k, re.length);
+      while (take < Math.min(kMax, re.length) && re[take]!.d <= (1 + margin) ** 2 * re[k - 1]!.d) take++;
+      flags[i] = (take > k ? 1 : 0) | (take === kMax && take < re.length && re[take]!.d <= (1 + margin) ** 2 * re[k - 1]!.d ? 2 : 0);
+      lists[i] = Int32Array.from(re.slice(0, take), (e) => e.j);
     }
-    const re = Array.from(bestJ.subarray(0, size), (j) => ({ j, d: sketchDistance(sk, i, j) })).sort((a, b) => a.d - b.d || a.j - b.j);
-    let take = Math.min(k, re.length);
-    while (take < Math.min(kMax, re.length) && re[take]!.d <= (1 + margin) ** 2 * re[k - 1]!.d) take++;
-    if (take > k) widened++;
-    if (take === kMax && take < re.length && re[take]!.d <= (1 + margin) ** 2 * re[k - 1]!.d) thin.push(i);
-    lists.push(Int32Array.from(re.slice(0, take), (e) => e.j));
-    if (i % 512 === 511) options.onProgress?.(i + 1, N);
+    if (flags[i]! & 1) widened++;
+    if (flags[i]! & 2) thin.push(i);
   }
   options.onProgress?.(N, N);
-  return { lists, widened, thin };
+  return { lists, widened, thin, searched: full.length, state: { keys: keys.slice(), params, y, norm, cd, cj, csize, lists, flags } };
+}
+
+/**
+ * Per model now, its index in `previous` (-1: not there), or all -1 when the state cannot be
+ * reused: other parameters, keys missing or not unique, or the models kept not in the same
+ * relative order (ties between equal distances go to the lower index, so that order must hold).
+ */
+function reuseMap(keys: string[], N: number, params: string, previous?: CandidateState): Int32Array {
+  const oldOf = new Int32Array(N).fill(-1);
+  if (!previous || previous.params !== params || keys.length !== N) return oldOf;
+  const at = new Map<string, number>();
+  previous.keys.forEach((key, o) => at.set(key, o));
+  if (at.size !== previous.keys.length || new Set(keys).size !== N) return oldOf;
+  let last = -1;
+  for (let i = 0; i < N; i++) {
+    const o = at.get(keys[i]!);
+    if (o === undefined) continue;
+    if (o < last) return oldOf.fill(-1);
+    oldOf[i] = last = o;
+  }
+  return oldOf;
 }

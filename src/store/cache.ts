@@ -7,14 +7,20 @@
  * What is stored:
  *   sketch(key)  per model: its moments and sample (stats/sketch.ts);
  *   family(key)  per sketch family: the exact pipeline's graph result over its members.
+ *   candidates(key)  per tensor selection: the last candidate search (stats/sketch.ts,
+ *                CandidateState), so that a run after adding models compares only those.
  * Keys are content keys: per file its size, mtime and a SHA-256 of its first 64 KiB (the header)
  * and 16 sampled stretches; a changed or truncated file gets a new key, so its entries are never
- * trusted (they are recomputed, and the stale ones are simply never read again).
+ * trusted (they are recomputed, and the stale ones are simply never read again). The hash of a
+ * file whose stat (size, mtime, ctime, inode, device) is exactly the one recorded when it was last
+ * hashed is taken from the `filestat` table without reading the file; see fileKeys below and
+ * docs/scale.md.
  */
 import { createHash } from 'node:crypto';
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readSync, statSync, type BigIntStats } from 'node:fs';
 import { createRequire } from 'node:module';
 import type { ArchitectureGroup } from '../io/catalogue.js';
+import type { CandidateState } from '../stats/sketch.js';
 
 const SCHEMA = 1;
 const HEAD = 64 << 10;
@@ -28,10 +34,26 @@ interface Db {
   close(): void;
 }
 
+/**
+ * A file's stat is trusted as a stand-in for its hash only when its last change (ctime) is at
+ * least this long before the hash was begun: a change within the same timestamp tick as our read
+ * would otherwise leave the stat as recorded and the hash stale ("racy" entries, as git calls
+ * them). Such a file is simply hashed again next time. Tests set it to 0.
+ */
+export const statTrust = { racyMs: 2000 };
+
 /** Content key of one file: size, mtime, hash of the head and of sampled stretches. */
 export function fileKey(path: string): string {
+  return hashFile(path).key;
+}
+
+/** fileKey, with the file's stat (bigint: nanosecond times) taken on the descriptor it hashed. */
+function hashFile(path: string): { key: string; st: BigIntStats } {
   const fd = openSync(path, 'r');
   try {
+    // The stat recorded first: a change between the two calls leaves it older than the hash, so
+    // the next run sees a different stat and hashes again.
+    const big = fstatSync(fd, { bigint: true });
     const st = fstatSync(fd);
     const h = createHash('sha256');
     h.update(`${st.size}:${st.mtimeMs}:`);
@@ -46,10 +68,15 @@ export function fileKey(path: string): string {
         h.update(buf.subarray(0, n));
       }
     }
-    return h.digest('hex');
+    return { key: h.digest('hex'), st: big };
   } finally {
     closeSync(fd);
   }
+}
+
+/** The stat fields a recorded hash is trusted by (nanosecond times; ctime cannot be set by tools). */
+function statRecord(st: BigIntStats): string {
+  return `${st.size}:${st.mtimeNs}:${st.ctimeNs}:${st.ino}:${st.dev}`;
 }
 
 /** Key of the group's tensor selection (names, shapes, dtypes): sketches depend on it. */
@@ -60,8 +87,11 @@ export function selectionKey(group: ArchitectureGroup): string {
 export class StatsCache {
   private db: Db;
   private getSketch; private putSketch; private getFamily; private putFamily;
+  private getStat; private putStat; private getCand; private putCand;
   readonly hits = { sketch: 0, family: 0 };
   readonly misses = { sketch: 0, family: 0 };
+  /** Files whose hash was taken from the filestat table (stat unchanged), and files hashed. */
+  readonly files = { trusted: 0, hashed: 0 };
 
   constructor(readonly path: string) {
     const require = createRequire(import.meta.url);
@@ -72,6 +102,8 @@ export class StatsCache {
     this.db.exec(`CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT NOT NULL);
       CREATE TABLE IF NOT EXISTS sketch (key TEXT PRIMARY KEY, moments BLOB NOT NULL, sample BLOB NOT NULL);
       CREATE TABLE IF NOT EXISTS family (key TEXT PRIMARY KEY, result TEXT NOT NULL);
+      CREATE TABLE IF NOT EXISTS filestat (path TEXT PRIMARY KEY, stat TEXT NOT NULL, key TEXT NOT NULL);
+      CREATE TABLE IF NOT EXISTS candidates (key TEXT PRIMARY KEY, state BLOB NOT NULL);
       INSERT OR IGNORE INTO meta VALUES ('schema', '${SCHEMA}');`);
     const v = (this.db.prepare("SELECT v FROM meta WHERE k = 'schema'").get() as { v: string }).v;
     if (v !== String(SCHEMA)) throw new Error(`${path}: cache schema ${v}, this version reads ${SCHEMA}; use a new cache file`);
@@ -79,12 +111,63 @@ export class StatsCache {
     this.putSketch = this.db.prepare('INSERT OR REPLACE INTO sketch VALUES (?, ?, ?)');
     this.getFamily = this.db.prepare('SELECT result FROM family WHERE key = ?');
     this.putFamily = this.db.prepare('INSERT OR REPLACE INTO family VALUES (?, ?)');
+    this.getStat = this.db.prepare('SELECT stat, key FROM filestat WHERE path = ?');
+    this.putStat = this.db.prepare('INSERT OR REPLACE INTO filestat VALUES (?, ?, ?)');
+    this.getCand = this.db.prepare('SELECT state FROM candidates WHERE key = ?');
+    this.putCand = this.db.prepare('INSERT OR REPLACE INTO candidates VALUES (?, ?)');
   }
 
   /** Per model of the group: its content key (files + tensor selection). */
   modelKeys(group: ArchitectureGroup): string[] {
     const sel = selectionKey(group);
-    return group.models.map((m) => createHash('sha256').update(sel).update(m.files.map(fileKey).join(',')).digest('hex'));
+    const keys = this.fileKeys(group.models.flatMap((m) => m.files));
+    return group.models.map((m) => createHash('sha256').update(sel).update(m.files.map((f) => keys.get(f)!).join(',')).digest('hex'));
+  }
+
+  /**
+   * fileKey of every path. A file whose stat (size, mtime and ctime in nanoseconds, inode, device)
+   * equals the one recorded with its last hash keeps that hash without being read; any other file
+   * is hashed (header and sampled bytes), and its stat recorded unless its last change is too
+   * recent to trust (statTrust). ctime is the guard: every write, truncation or utimes() sets it
+   * to the current time and no tool can set it back, so a rewritten file (even one whose size and
+   * mtime were restored, as rsync or cp -p do) never matches its old record; a file replaced by
+   * another (rename over it) has another inode. A stat the system cannot give fails as before.
+   */
+  fileKeys(paths: string[]): Map<string, string> {
+    const out = new Map<string, string>();
+    const record: [string, string, string][] = [];
+    for (const path of paths) {
+      if (out.has(path)) continue;
+      const st = statSync(path, { bigint: true });
+      const row = this.getStat.get(path) as { stat: string; key: string } | undefined;
+      if (row && row.stat === statRecord(st)) {
+        out.set(path, row.key);
+        this.files.trusted++;
+        continue;
+      }
+      const began = BigInt(Date.now()) * 1000000n;
+      const h = hashFile(path);
+      out.set(path, h.key);
+      this.files.hashed++;
+      if (h.st.ctimeNs <= began - BigInt(statTrust.racyMs) * 1000000n) record.push([path, statRecord(h.st), h.key]);
+    }
+    if (record.length) this.db.transaction((rows: typeof record) => { for (const r of rows) this.putStat.run(...r); })(record);
+    return out;
+  }
+
+  /** The last candidate search stored under `key`, or undefined (none, or unreadable). */
+  candidateState(key: string): CandidateState | undefined {
+    const row = this.getCand.get(key) as { state: Buffer } | undefined;
+    if (!row) return undefined;
+    try {
+      return decodeState(row.state);
+    } catch {
+      return undefined;  // written by another version: searched again, and replaced
+    }
+  }
+
+  putCandidateState(key: string, state: CandidateState): void {
+    this.putCand.run(key, encodeState(state));
   }
 
   sketch(key: string): { moments: Float64Array; sample: Float32Array } | undefined {
@@ -117,4 +200,51 @@ export class StatsCache {
   close(): void {
     this.db.close();
   }
+}
+
+// CandidateState as one blob: a JSON head (keys, parameters, list lengths, array sizes), then the
+// typed arrays, each at an 8-byte aligned offset.
+const STATE_VERSION = 1;
+
+function encodeState(st: CandidateState): Buffer {
+  const lens = st.lists.map((l) => l.length);
+  const flat = new Int32Array(lens.reduce((a, b) => a + b, 0));
+  let o = 0;
+  for (const l of st.lists) { flat.set(l, o); o += l.length; }
+  const arrays = [st.y, st.norm, st.cd, st.cj, st.csize, flat, st.flags];
+  const head = Buffer.from(JSON.stringify({ v: STATE_VERSION, keys: st.keys, params: st.params, lens, sizes: arrays.map((a) => a.length) }));
+  const parts: Buffer[] = [];
+  const len = Buffer.alloc(4);
+  len.writeUInt32LE(head.length);
+  parts.push(len, head);
+  let at = 4 + head.length;
+  for (const a of arrays) {
+    const pad = (8 - (at % 8)) % 8;
+    parts.push(Buffer.alloc(pad), Buffer.from(a.buffer, a.byteOffset, a.byteLength));
+    at += pad + a.byteLength;
+  }
+  return Buffer.concat(parts);
+}
+
+function decodeState(buf: Buffer): CandidateState {
+  const n = buf.readUInt32LE(0);
+  const head = JSON.parse(buf.subarray(4, 4 + n).toString('utf8')) as { v: number; keys: string[]; params: string; lens: number[]; sizes: number[] };
+  if (head.v !== STATE_VERSION) throw new Error('other version');
+  const types = [Float32Array, Float64Array, Float64Array, Int32Array, Int32Array, Int32Array, Uint8Array] as const;
+  let at = 4 + n;
+  const arrays = types.map((T, i) => {
+    at += (8 - (at % 8)) % 8;
+    const bytes = head.sizes[i]! * T.BYTES_PER_ELEMENT;
+    if (at + bytes > buf.length) throw new Error('short state');
+    const copy = new Uint8Array(buf.subarray(at, at + bytes)).buffer;  // aligned, owned copy
+    at += bytes;
+    return new T(copy);
+  });
+  const [y, norm, cd, cj, csize, flat, flags] = arrays as [Float32Array, Float64Array, Float64Array, Int32Array, Int32Array, Int32Array, Uint8Array];
+  const N = head.keys.length;
+  if (norm.length !== N || csize.length !== N || flags.length !== N || head.lens.length !== N) throw new Error('inconsistent state');
+  const lists: Int32Array[] = [];
+  let o = 0;
+  for (const l of head.lens) { lists.push(flat.slice(o, o + l)); o += l; }
+  return { keys: head.keys, params: head.params, y, norm, cd, cj, csize, lists, flags };
 }
