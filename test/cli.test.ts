@@ -126,6 +126,15 @@ describe('usage errors: exit 2 with one line and a hint', () => {
     [['eval', 'r.json'], "mother: eval needs --truth FILE; see 'mother eval --help'"],
     [['eval', '--truth', 't.json'], "mother: eval takes exactly one result file but received 0; see 'mother eval --help'"],
     [['demo', 'extra'], "mother: unexpected argument 'extra'; see 'mother demo --help'"],
+    [['recover', 'm', '--queue', 'q'], "mother: --queue has an effect only with --redis; see 'mother recover --help'"],
+    [['recover', 'm', '--redis', 'http://127.0.0.1:6379'], "mother: Expected a redis:// or rediss:// URL (e.g. redis://127.0.0.1:6379) for --redis but received \"http://127.0.0.1:6379\""],
+    [['recover', 'm', '--redis', 'redis://127.0.0.1:6379', '--queue', 'a:b'], "mother: Expected a queue name of letters, digits, '_', '.' or '-' for --queue"],
+    [['recover', 'm', '--redis', 'redis://127.0.0.1:6379', '--scale', 'exact'], "mother: cluster runs the scale path; it cannot be used with scale 'exact'"],
+    [['worker'], "mother: worker needs --redis URL; see 'mother worker --help'"],
+    [['worker', '--redis', 'localhost:6379'], "mother: Expected a redis:// or rediss:// URL (e.g. redis://127.0.0.1:6379) for --redis"],
+    [['worker', '--redis', 'redis://127.0.0.1:6379', '--path-map', 'nowhere'], "mother: Expected FROM=TO for --path-map but received 'nowhere'"],
+    [['worker', '--redis', 'redis://127.0.0.1:6379', '--concurrency', '0'], "mother: Expected an integer in [1, 1024] for --concurrency but received '0'"],
+    [['worker', '--redis', 'redis://127.0.0.1:6379', 'extra'], "mother: unexpected argument 'extra'; see 'mother worker --help'"],
   ];
   for (const [argv, message] of cases) {
     it(argv.join(' ') || '(none)', async () => {
