@@ -134,14 +134,16 @@ describe.skipIf(!haveRedis)('cluster (BullMQ on a real redis-server, 3 workers)'
 
   it('retries the unit of a worker killed mid-unit, and loses nothing', async () => {
     // Short locks so that the killed worker's unit is noticed as stalled within seconds; every
-    // unit waits 1.5 s first, so the kill lands mid-unit.
+    // unit waits 1.5 s first, so the kill lands mid-unit. The coordinator polls every 20 ms, so
+    // units are often read while active and finish between two reads (a race that once lost
+    // results: the job read before its state).
     const opts = ['--lock-duration', '2000', '--stalled-interval', '1000', '--job-delay', '1500'];
     const ws = [0, 1, 2].map(() => startWorker('kill', opts));
     try {
       await Promise.all(ws.map((w) => waitFor(w.p, /ready: /, 30_000, 'worker')));
       const victim = ws[0]!;
       const started = waitFor(victim.p, /started (\S+)/, 60_000, 'victim worker');
-      const run = recover(inputs, { scale: 'sketch', bootstrap: 5, cluster: { redis: url, queue: 'kill' } });
+      const run = recover(inputs, { scale: 'sketch', bootstrap: 5, cluster: { redis: url, queue: 'kill', pollMs: 20 } });
       const line = await started;
       victim.p.kill('SIGKILL');
       const killedUnit = line.split(' ')[1]!;
@@ -161,7 +163,7 @@ describe.skipIf(!haveRedis)('cluster (BullMQ on a real redis-server, 3 workers)'
     } finally {
       await stopAll(ws);
     }
-  }, 300_000);
+  }, 120_000);
 
   it('fails the run with a clear error naming the file a worker cannot read', async () => {
     // The worker sees the zoo at a path that does not exist on its "machine".

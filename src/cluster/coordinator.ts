@@ -51,6 +51,8 @@ export interface ClusterDiagnostics {
 }
 
 interface Pending {
+  /** Set once queue.add returned: before that, the job not being there is no loss. */
+  queued: boolean;
   resolve(v: unknown): void;
   reject(e: unknown): void;
 }
@@ -88,7 +90,7 @@ export class Coordinator implements ScaleRemote {
     events.on('stalled', ({ jobId }) => { if (this.pending.has(jobId)) this.diag.stalled++; });
     events.on('error', () => {}); // ioredis reconnects; the poll below notices what the events missed
     // Events are the fast path; a slow poll catches anything missed (a reconnect, a trimmed stream).
-    this.poll = setInterval(() => { for (const id of this.pending.keys()) void this.settle(id); }, POLL_MS);
+    this.poll = setInterval(() => { for (const id of this.pending.keys()) void this.settle(id); }, options.pollMs ?? POLL_MS);
     this.poll.unref();
     ctx.signal?.addEventListener('abort', this.onAbort, { once: true });
   }
@@ -140,7 +142,7 @@ export class Coordinator implements ScaleRemote {
     if (this.ctx.signal?.aborted) throw new AbortError();
     if (!this.t0) this.t0 = performance.now();
     const id = `${this.diag.run}-${kind}-${this.seq++}`;
-    const result = new Promise<unknown>((resolve, reject) => this.pending.set(id, { resolve, reject }));
+    const result = new Promise<unknown>((resolve, reject) => this.pending.set(id, { queued: false, resolve, reject }));
     result.catch(() => {}); // the caller awaits it; a rejection after an abort must not go unhandled
     this.diag.units[kind]++;
     try {
@@ -154,6 +156,8 @@ export class Coordinator implements ScaleRemote {
       this.pending.delete(id);
       throw new MotherError('E_CLUSTER_QUEUE', `cannot add unit ${id} to the queue on ${this.diag.redis}: ${(err as Error).message}`);
     }
+    const queued = this.pending.get(id);
+    if (queued) queued.queued = true;
     this.report();
     return result;
   }
@@ -169,19 +173,23 @@ export class Coordinator implements ScaleRemote {
     if (!this.pending.has(id) || this.handling.has(id)) return;
     this.handling.add(id);
     try {
-      const job = await Job.fromId<UnitData, UnitReturn>(this.queue, id);
+      // The state first, then the job: a job read first may be a copy from before it finished
+      // (read while active, completed since), without its return value.
+      const state = await this.queue.getJobState(id);
+      if (state !== 'completed' && state !== 'failed' && state !== 'unknown') return;
+      const job = state === 'unknown' ? undefined : await Job.fromId<UnitData, UnitReturn>(this.queue, id);
       const p = this.pending.get(id);
-      if (!p) return;
+      if (!p || !p.queued) return;
       if (!job) {
         this.pending.delete(id);
         p.reject(new MotherError('E_CLUSTER_LOST', `cluster unit ${id} vanished from the queue on ${this.diag.redis} (removed by someone else?)`));
         return;
       }
-      const done = job.finishedOn !== undefined && job.returnvalue !== null && job.returnvalue !== undefined && !job.failedReason
-        ? 'completed' : await job.getState();
-      if (done !== 'completed' && done !== 'failed') return;
-      this.pending.delete(id);
+      const done = state;
+      if (done === 'completed' && (job.returnvalue === null || job.returnvalue === undefined)) return;  // the next event or poll
       const tries = await this.failedTries(id);
+      // Settled only once everything is read: an error above leaves the unit to the next poll.
+      this.pending.delete(id);
       this.diag.failedAttempts.push(...tries);
       this.diag.retries += Math.max(0, (job.attemptsStarted ?? 1) - 1);
       if (done === 'completed') {

@@ -15,10 +15,12 @@ export interface ClusterOptions {
   backoff?: number;
   /** Sparse-path jobs (one model and its candidates) per 'pairs' unit (default 64). */
   pairBlock?: number;
+  /** How often (ms) unfinished units are looked at besides BullMQ's events (default 3000). */
+  pollMs?: number;
 }
 
 export const DEFAULT_QUEUE = 'mother';
-const KEYS = ['redis', 'queue', 'attempts', 'backoff', 'pairBlock'];
+const KEYS = ['redis', 'queue', 'attempts', 'backoff', 'pairBlock', 'pollMs'];
 
 /** A URL Redis clients accept; anything else is a usage mistake named as such. */
 export function checkRedisUrl(url: unknown, name = 'redis'): string {
@@ -45,10 +47,10 @@ export function checkClusterOptions(o: unknown): asserts o is ClusterOptions {
   const c = o as ClusterOptions;
   checkRedisUrl(c.redis, 'cluster.redis');
   if (c.queue !== undefined) checkQueueName(c.queue, 'cluster.queue');
-  const int = (k: 'attempts' | 'backoff' | 'pairBlock', min: number) => {
+  const int = (k: 'attempts' | 'backoff' | 'pairBlock' | 'pollMs', min: number) => {
     const v = c[k];
     if (v !== undefined && !(Number.isInteger(v) && v >= min && v <= 1e9))
       throw new InputError('E_INPUT_OPTION', `Expected an integer >= ${min} for cluster.${k} but received ${JSON.stringify(v) ?? String(v)}`);
   };
-  int('attempts', 1); int('backoff', 0); int('pairBlock', 1);
+  int('attempts', 1); int('backoff', 0); int('pairBlock', 1); int('pollMs', 10);
 }
