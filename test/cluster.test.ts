@@ -15,6 +15,7 @@ import { cpSync, existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync } from 
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { recover } from '../src/index.js';
 import type { RecoverResult } from '../src/index.js';
@@ -122,6 +123,15 @@ describe.skipIf(!haveRedis)('cluster (BullMQ on a real redis-server, 3 workers)'
       expect(c.completed).toBe(total);
       expect(Object.values(c.workers).reduce((a, b) => a + b, 0)).toBe(total);
       expect(c.failedAttempts).toEqual([]);
+      expect(c.bytes).toBeGreaterThan(0);
+      // Collected results and finished jobs are deleted: nothing of the run stays in Redis.
+      const client = new Redis(url);
+      try {
+        expect(await client.keys('mother:equal:result:*')).toEqual([]);
+        expect(await client.keys(`bull:equal:${c.run}-*`)).toEqual([]);
+      } finally {
+        client.disconnect();
+      }
       await stopAll(ws);
       const ids = completedIds(ws);
       expect(ids).toHaveLength(total);

@@ -36,3 +36,15 @@ export async function probeRedis(url: string, timeoutMs = 5000): Promise<void> {
 export function bullConnection(url: string): ConnectionOptions {
   return { url, maxRetriesPerRequest: null };
 }
+
+/**
+ * Where a worker leaves a unit's result (JSON), for the coordinator to read once and delete. Not
+ * the job's return value: BullMQ copies that into its events stream as well (kept to 10,000
+ * entries), which for megabyte results doubles the traffic and holds gigabytes in Redis.
+ */
+export function resultKey(queue: string, unit: string): string {
+  return `mother:${queue}:result:${unit}`;
+}
+
+/** How long an uncollected result stays (an abandoned run's results expire). */
+export const RESULT_TTL_S = 24 * 3600;

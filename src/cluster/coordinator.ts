@@ -13,6 +13,7 @@
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { Job, Queue, QueueEvents } from 'bullmq';
+import { Redis } from 'ioredis';
 import { AbortError, MotherError } from '../errors.js';
 import type { ArchitectureGroup } from '../io/catalogue.js';
 import { subgroup, type FamilyStatistics, type ScaleRemote } from '../scale/recover.js';
@@ -48,6 +49,8 @@ export interface ClusterDiagnostics {
   workers: Record<string, number>;
   /** Wall time from the first unit submitted to the last collected. */
   seconds: number;
+  /** Bytes of results read back (JSON, typed arrays as base64). */
+  bytes: number;
 }
 
 interface Pending {
@@ -60,7 +63,9 @@ interface Pending {
 /** The worker's return value: who computed it, and the packed result. */
 export interface UnitReturn {
   worker: string;
-  result: unknown;
+  /** The Redis key of the packed result (connect.ts, resultKey) and its length. */
+  stored: string;
+  bytes: number;
 }
 
 const POLL_MS = 3000;
@@ -79,11 +84,13 @@ export class Coordinator implements ScaleRemote {
     private readonly options: ClusterOptions,
     private readonly queue: Queue,
     private readonly events: QueueEvents,
+    /** Reads and deletes the results the workers left (connect.ts, resultKey). */
+    private readonly results: Redis,
     private readonly ctx: { signal?: AbortSignal; progress?: (e: ProgressEvent) => void; method?: RecoverOptions['method']; distance?: RecoverOptions['distance'] },
   ) {
     this.diag = {
       redis: shownUrl(options.redis), queue: options.queue ?? DEFAULT_QUEUE, run: `run${Date.now().toString(36)}${randomBytes(4).toString('hex')}`,
-      units: { sketch: 0, family: 0, pairs: 0 }, completed: 0, retries: 0, stalled: 0, failedAttempts: [], workers: {}, seconds: 0,
+      units: { sketch: 0, family: 0, pairs: 0 }, completed: 0, retries: 0, stalled: 0, failedAttempts: [], workers: {}, seconds: 0, bytes: 0,
     };
     events.on('completed', ({ jobId }) => void this.settle(jobId));
     events.on('failed', ({ jobId }) => void this.settle(jobId));
@@ -108,7 +115,9 @@ export class Coordinator implements ScaleRemote {
       await Promise.allSettled([queue.close(), events.close()]);
       throw new MotherError('E_INPUT_REDIS', `cannot use the queue '${name}' on Redis at ${shownUrl(options.redis)}: ${(err as Error).message}`);
     }
-    return new Coordinator(options, queue, events, ctx);
+    const results = new Redis(options.redis, { maxRetriesPerRequest: null });
+    results.on('error', () => {});  // ioredis reconnects; a read that fails is retried by the poll
+    return new Coordinator(options, queue, events, results, ctx);
   }
 
   diagnostics(): ClusterDiagnostics {
@@ -188,6 +197,17 @@ export class Coordinator implements ScaleRemote {
       const done = state;
       if (done === 'completed' && (job.returnvalue === null || job.returnvalue === undefined)) return;  // the next event or poll
       const tries = await this.failedTries(id);
+      let result: unknown;
+      if (done === 'completed') {
+        const text = await this.results.get(job.returnvalue.stored);
+        if (text === null) {
+          this.pending.delete(id);
+          p.reject(new MotherError('E_CLUSTER_LOST', `the result of cluster unit ${id} is gone from ${this.diag.redis} (key ${job.returnvalue.stored} expired or removed)`));
+          return;
+        }
+        result = JSON.parse(text);
+        this.diag.bytes += text.length;
+      }
       // Settled only once everything is read: an error above leaves the unit to the next poll.
       this.pending.delete(id);
       this.diag.failedAttempts.push(...tries);
@@ -197,8 +217,8 @@ export class Coordinator implements ScaleRemote {
         this.diag.completed++;
         this.diag.workers[rv.worker] = (this.diag.workers[rv.worker] ?? 0) + 1;
         this.diag.seconds = (performance.now() - this.t0) / 1000;
-        p.resolve(rv.result);
-        await job.remove().catch(() => {});
+        p.resolve(result);
+        await Promise.all([job.remove().catch(() => {}), this.results.del(rv.stored).catch(() => 0)]);
         this.report();
       } else {
         const last = tries.at(-1);
@@ -249,5 +269,6 @@ export class Coordinator implements ScaleRemote {
     // Delayed and waiting jobs of this run, also those whose promise was already settled elsewhere.
     await Promise.all(left.map((id) => this.removeJob(id)));
     await Promise.allSettled([this.events.close(), this.queue.close()]);
+    this.results.disconnect();
   }
 }

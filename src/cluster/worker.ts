@@ -8,9 +8,10 @@ import { hostname } from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Worker, type Job } from 'bullmq';
+import { Redis } from 'ioredis';
 import { MotherError } from '../errors.js';
 import type { Backend } from '../types.js';
-import { bullConnection, probeRedis, shownUrl } from './connect.js';
+import { bullConnection, probeRedis, resultKey, RESULT_TTL_S, shownUrl } from './connect.js';
 import { DEFAULT_QUEUE } from './options.js';
 import { computeUnit, type UnitData } from './units.js';
 import type { UnitReturn } from './coordinator.js';
@@ -61,14 +62,19 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerSummary> {
   // No signal for the native work: on shutdown the current unit finishes (worker.close waits);
   // a worker killed outright stalls its unit, which another worker then takes.
   const statsOptions = { backend: o.backend, device: o.device, threads: o.threads };
-  const worker = new Worker<UnitData, UnitReturn>(o.queue ?? DEFAULT_QUEUE, async (job: Job<UnitData, UnitReturn>) => {
+  const queueName = o.queue ?? DEFAULT_QUEUE;
+  const results = new Redis(o.redis, { maxRetriesPerRequest: null });
+  results.on('error', (err) => log(`error: ${err.message}`));
+  const worker = new Worker<UnitData, UnitReturn>(queueName, async (job: Job<UnitData, UnitReturn>) => {
     log(`started ${job.id} (${job.name}, ${job.data.group.models.length} models, try ${job.attemptsStarted})`);
     const t = performance.now();
     try {
       if (o.jobDelay) await sleep(o.jobDelay);
-      const result = await computeUnit(job.name, job.data, o.pathMap ?? [], statsOptions);
+      const result = JSON.stringify(await computeUnit(job.name, job.data, o.pathMap ?? [], statsOptions));
+      // The result beside the job, its return value only a pointer (connect.ts, resultKey).
+      await results.set(resultKey(queueName, job.id!), result, 'EX', RESULT_TTL_S);
       log(`computed ${job.id} in ${((performance.now() - t) / 1000).toFixed(2)} s`);
-      return { worker: id, result };
+      return { worker: id, stored: resultKey(queueName, job.id!), bytes: result.length };
     } catch (err) {
       const f = errorFields(err);
       await job.log(JSON.stringify({ failed: true, worker: id, try: job.attemptsStarted, ...f })).catch(() => {});
@@ -93,5 +99,6 @@ export async function runWorker(o: WorkerOptions): Promise<WorkerSummary> {
     await worker.close();
   }
   await running;
+  results.disconnect();
   return summary;
 }
