@@ -46,6 +46,7 @@ function waitFor(p: ChildProcess, re: RegExp, ms: number, what: string): Promise
     };
     p.stdout?.on('data', on);
     p.stderr?.on('data', on);
+    p.once('close', (code, signal) => { clearTimeout(timer); rej(new Error(`${what} exited (${signal ?? code}) before a line matching ${re}; got:\n${buf}`)); });
   });
 }
 

@@ -16,7 +16,8 @@ import { Job, Queue, QueueEvents } from 'bullmq';
 import { Redis } from 'ioredis';
 import { AbortError, MotherError } from '../errors.js';
 import type { ArchitectureGroup } from '../io/catalogue.js';
-import { subgroup, type FamilyStatistics, type ScaleRemote } from '../scale/recover.js';
+import type { GraphOptions } from '../graph/types.js';
+import { subgroup, type FamilyGraph, type ScaleRemote } from '../scale/recover.js';
 import type { SketchBatch } from '../stats/sketch.js';
 import type { ProgressEvent, RecoverOptions } from '../types.js';
 import { bullConnection, probeRedis, shownUrl } from './connect.js';
@@ -128,8 +129,8 @@ export class Coordinator implements ScaleRemote {
     return unpack<SketchBatch>(await this.submit('sketch', { run: this.diag.run, group: toWire(subgroup(group, batch)) }));
   }
 
-  async familyStatistics(sub: ArchitectureGroup): Promise<FamilyStatistics> {
-    return unpack<FamilyStatistics>(await this.submit('family', { run: this.diag.run, group: toWire(sub), method: this.ctx.method, distance: this.ctx.distance }));
+  async familyGraph(sub: ArchitectureGroup, graphOptions: GraphOptions): Promise<FamilyGraph> {
+    return unpack<FamilyGraph>(await this.submit('family', { run: this.diag.run, group: toWire(sub), method: this.ctx.method, distance: this.ctx.distance, graph: graphOptions }));
   }
 
   async pairBlocks(group: ArchitectureGroup, jobs: number[][]): Promise<Float64Array[]> {

@@ -1,13 +1,15 @@
 /**
  * The work units of the scale path (src/scale/recover.ts) as cluster jobs, and what a worker does
  * with each: the same functions the local path calls, on the unit's subgroup, so the numbers are
- * bit-identical. Nothing here decides a graph.
+ * bit-identical. The one graph computed here is an exact family's, by the local function.
  *   sketch  a batch of models (as sketchGroup batches them): moments and samples;
- *   family  one exact sketch family: all-pairs, rank and spectrum statistics (TensorStats);
+ *   family  one exact sketch family: all-pairs, rank and spectrum statistics, then its graph
+ *           (recoverGraph on the family, as locally); only the graph travels back;
  *   pairs   a block of the sparse path's jobs: per model, L2 sums against its candidates.
  */
 import { jobTensors } from '../io/catalogue.js';
-import { familyStatistics } from '../scale/recover.js';
+import type { GraphOptions } from '../graph/types.js';
+import { familyGraph } from '../scale/recover.js';
 import { runJob, type StatsOptions } from '../stats/compute.js';
 import { sketchBatch } from '../stats/sketch.js';
 import type { RecoverOptions } from '../types.js';
@@ -23,6 +25,8 @@ export interface UnitData {
   /** family: the options that choose its statistics passes. */
   method?: RecoverOptions['method'];
   distance?: RecoverOptions['distance'];
+  /** family: the graph options (plain data: method, bootstrap, seed, ...). */
+  graph?: GraphOptions;
   /** pairs: per job, model indices into group (first model against the others). */
   jobs?: number[][];
 }
@@ -33,7 +37,7 @@ export async function computeUnit(kind: string, data: UnitData, pathMap: readonl
   const n = group.models.length;
   if (kind === 'sketch') return pack(await sketchBatch(group, Array.from({ length: n }, (_, k) => k), statsOptions));
   if (kind === 'family') {
-    return pack(await familyStatistics(group, { method: data.method, distance: data.distance }, statsOptions));
+    return pack(await familyGraph(group, { method: data.method, distance: data.distance }, statsOptions, data.graph ?? {}));
   }
   if (kind === 'pairs') {
     const all = jobTensors(group);

@@ -84,8 +84,8 @@ export interface FamilyStatistics {
 export interface ScaleRemote {
   /** The sketch of a batch of models (indices into group). */
   sketchBatch(group: ArchitectureGroup, batch: number[]): Promise<SketchBatch>;
-  /** familyStatistics over a subgroup. */
-  familyStatistics(sub: ArchitectureGroup): Promise<FamilyStatistics>;
+  /** familyGraph over a subgroup: the family's statistics and its graph, computed elsewhere. */
+  familyGraph(sub: ArchitectureGroup, graphOptions: GraphOptions): Promise<FamilyGraph>;
   /** Per-tensor L2 sums (T x m x m) of each job's models (indices into group; first model vs the rest). */
   pairBlocks(group: ArchitectureGroup, jobs: number[][]): Promise<Float64Array[]>;
 }
@@ -106,6 +106,24 @@ export async function familyStatistics(sub: ArchitectureGroup, options: Pick<Rec
   const spectral = options.method === 'paper' || options.distance === 'lora' ? [] : local.filter((f) => f.length > 1);
   if (spectral.length) bytesRead += (await addSpectrumStatistics(sub, gs.stats, spectral, statsOptions)).bytesRead;
   return { stats: gs.stats, bytesRead, backend: gs.backend, device: gs.device, threads: gs.threads, ...(gs.fallbackReason ? { fallbackReason: gs.fallbackReason } : {}) };
+}
+
+/** An exact family's graph and what its statistics cost (no matrices: they stay where computed). */
+export interface FamilyGraph extends Omit<FamilyStatistics, 'stats'> {
+  graph: GraphResult;
+  seconds: { statistics: number; graph: number };
+}
+
+/**
+ * The statistics of an exact family, then its graph (recoverGraph on the family alone, as the
+ * local path does): what a cluster's family unit computes, so only the graph travels.
+ */
+export async function familyGraph(sub: ArchitectureGroup, options: Pick<RecoverOptions, 'method' | 'distance'>, statsOptions: StatsOptions, graphOptions: GraphOptions): Promise<FamilyGraph> {
+  const t1 = performance.now();
+  const { stats, ...meta } = await familyStatistics(sub, options, statsOptions);
+  const t2 = performance.now();
+  const graph = recoverGraph(stats, { ...graphOptions, families: undefined });
+  return { ...meta, graph, seconds: { statistics: (t2 - t1) / 1000, graph: (performance.now() - t2) / 1000 } };
 }
 
 export function subgroup(group: ArchitectureGroup, members: number[]): ArchitectureGroup {
@@ -172,26 +190,22 @@ export async function recoverGroupScaled(group: ArchitectureGroup, options: Reco
   const familyKeys = sketchFamilies.map((members) => members.length <= EXACT_FAMILY_MAX && keys
     ? createHash('sha256').update(JSON.stringify([members.map((m) => keys[m]), graphOptions, options.method ?? null, options.distance ?? null])).digest('hex') : undefined);
   const cachedFamilies = familyKeys.map((k) => (k ? store!.family<GraphResult>(k) : undefined));
-  const prefetched = new Map<number[], Promise<FamilyStatistics>>();
+  const prefetched = new Map<number[], Promise<FamilyGraph>>();
   if (remote) sketchFamilies.forEach((members, f) => {
     if (members.length > EXACT_FAMILY_MAX || cachedFamilies[f]) return;
-    const p = remote.familyStatistics(subgroup(group, members));
+    const p = remote.familyGraph(subgroup(group, members), graphOptions);
     p.catch(() => {}); // awaited in order below; an earlier failure must not leave this one unhandled
     prefetched.set(members, p);
   });
 
   const exactFamily = async (members: number[]): Promise<GraphResult> => {
-    const t1 = performance.now();
-    const gs = await (prefetched.get(members) ?? familyStatistics(subgroup(group, members), options, statsOptions));
-    backend = gs.backend; device = gs.device; threads = gs.threads;
-    if (gs.fallbackReason) fallbackReason = gs.fallbackReason;
-    bytesRead += gs.bytesRead;
-  const t2 = performance.now();
-  const g = recoverGraph(gs.stats, { ...graphOptions, families: undefined });
-  const t3 = performance.now();
-  statisticsSeconds += (t2 - t1) / 1000;
-  graphSeconds += (t3 - t2) / 1000;
-    return g;
+    const fg = await (prefetched.get(members) ?? familyGraph(subgroup(group, members), options, statsOptions, graphOptions));
+    backend = fg.backend; device = fg.device; threads = fg.threads;
+    if (fg.fallbackReason) fallbackReason = fg.fallbackReason;
+    bytesRead += fg.bytesRead;
+    statisticsSeconds += fg.seconds.statistics;
+    graphSeconds += fg.seconds.graph;
+    return fg.graph;
   };
 
   for (const [f, members] of sketchFamilies.entries()) {
