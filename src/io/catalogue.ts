@@ -201,13 +201,18 @@ export function buildCatalogue(models: Model[], opts: SelectOptions = {}): Archi
   return groupByArchitecture(models).map((g) => catalogueGroup(g, opts));
 }
 
-/** The group's selected tensors as native job tensors (sources[k] belongs to group.models[k]). */
-export function jobTensors(group: ArchitectureGroup): JobTensor[] {
+/**
+ * The group's selected tensors as native job tensors: sources[k] belongs to group.models[k], or
+ * with `members` (indices into the group) to group.models[members[k]] (a batch costs its size, not N).
+ */
+export function jobTensors(group: ArchitectureGroup, members?: readonly number[]): JobTensor[] {
+  const ks = members ?? group.models.map((_, k) => k);
   return group.tensors.map((t) => ({
     name: t.name,
     rows: t.rows,
     cols: t.cols,
-    sources: group.models.map((m, k) => {
+    sources: ks.map((k) => {
+      const m = group.models[k]!;
       const info = m.tensors.get(t.name)!;
       return { file: info.file, offset: info.offset, dtype: t.dtypes[k]!, ...(info.permuteHeads ? { permuteHeads: info.permuteHeads } : {}) };
     }),

@@ -109,9 +109,8 @@ export interface SketchBatch {
 export async function sketchBatch(group: ArchitectureGroup, batch: number[], options: StatsOptions = {}): Promise<SketchBatch> {
   const T = group.tensors.length, n = batch.length;
   const { positions, off, S } = sampleLayout(group);
-  const all = jobTensors(group);
   const r = await runJob({
-    tensors: all.map((t) => ({ ...t, sources: batch.map((k) => t.sources[k]!) })), models: n,
+    tensors: jobTensors(group, batch), models: n,
     kurtosis: true, sumsq: false, sumabs: false, maxabs: false, dot: false, rank: false, perTensor: true,
   }, { ...options, onProgress: undefined });
   const m = r.moments!;
