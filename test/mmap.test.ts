@@ -266,3 +266,20 @@ describe('memory', () => {
     }
   }, 60_000);
 });
+
+describe('recover() and the pread fall-back', () => {
+  it('says in its warnings, once, that the files were read with pread', async () => {
+    const { recover } = await import('../src/index.js');
+    const zoo = resolve(import.meta.dirname, '../examples/zoo/ft');
+    const mapped = await recover(zoo, { bootstrap: 0 });
+    process.env.MOTHER_MMAP = '0';
+    try {
+      const plain = await recover(zoo, { bootstrap: 0 });
+      expect(plain.diagnostics.warnings.filter((w) => w.includes('MOTHER_MMAP=0: files read with pread'))).toHaveLength(1);
+      expect(mapped.diagnostics.warnings.some((w) => w.includes('pread'))).toBe(false);
+      expect(plain.models).toEqual(mapped.models);
+    } finally {
+      delete process.env.MOTHER_MMAP;
+    }
+  });
+});
