@@ -194,6 +194,23 @@ describe.skipIf(!haveRedis)('cluster (BullMQ on a real redis-server, 3 workers)'
     }
   }, 120_000);
 
+  it('cancels on the AbortSignal and takes its waiting units off the queue', async () => {
+    // No worker listens on this queue: the units wait until the run is cancelled.
+    const ac = new AbortController();
+    const run = recover(inputs, { scale: 'sketch', bootstrap: 5, signal: ac.signal, cluster: { redis: url, queue: 'cancel' } });
+    const client = new Redis(url);
+    try {
+      const deadline = Date.now() + 20_000;
+      while ((await client.llen('bull:cancel:wait')) === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      expect(await client.llen('bull:cancel:wait')).toBeGreaterThan(0);
+      ac.abort();
+      await expect(run).rejects.toMatchObject({ name: 'AbortError' });
+      expect(await client.llen('bull:cancel:wait')).toBe(0);
+    } finally {
+      client.disconnect();
+    }
+  }, 60_000);
+
   it('names the URL when Redis cannot be reached', async () => {
     const port = await freePort();
     await expect(recover(inputs, { scale: 'sketch', cluster: { redis: `redis://127.0.0.1:${port}` } }))
