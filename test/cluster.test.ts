@@ -19,6 +19,7 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { recover } from '../src/index.js';
 import type { RecoverResult } from '../src/index.js';
+import { formatText } from '../src/report/text.js';
 // @ts-expect-error plain JavaScript bench helper
 import { makeZoo } from '../bench/make-zoo.js';
 
@@ -125,6 +126,8 @@ describe.skipIf(!haveRedis)('cluster (BullMQ on a real redis-server, 3 workers)'
       expect(Object.values(c.workers).reduce((a, b) => a + b, 0)).toBe(total);
       expect(c.failedAttempts).toEqual([]);
       expect(c.bytes).toBeGreaterThan(0);
+      const n = Object.keys(c.workers).length;
+      expect(formatText(r, { color: false })).toContain(`; ${total} units on ${n} cluster worker${n === 1 ? '' : 's'}\n`);
       // Collected results and finished jobs are deleted: nothing of the run stays in Redis.
       const client = new Redis(url);
       try {

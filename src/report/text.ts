@@ -104,11 +104,13 @@ export function formatText(result: RecoverResult, options: TextOptions = {}): st
     const d = result.diagnostics;
     if (lines.length) lines.push('');
     const skipped = d.tensorsSkipped.length ? `, ${d.tensorsSkipped.length} skipped` : '';
+    const c = result.cluster;
+    const cluster = c ? `; ${plural(c.completed, 'unit')} on ${plural(Object.keys(c.workers).length, 'cluster worker')}${c.retries ? `, ${plural(c.retries, 'retry', 'retries')}` : ''}` : '';
     lines.push(
       dim(
         `${plural(result.models.length, 'model')}, ${plural(forests.length, 'family', 'families')}; ` +
           `${d.backend} (${printable(d.device)}), ${plural(d.threads, 'thread')}; ` +
-          `${plural(d.tensorsUsed, 'tensor')} used${skipped}; ${d.seconds.total.toFixed(2)} s`,
+          `${plural(d.tensorsUsed, 'tensor')} used${skipped}; ${d.seconds.total.toFixed(2)} s${cluster}`,
       ),
     );
     for (const w of d.warnings) lines.push(warn(`warning: ${printable(w)}`));
