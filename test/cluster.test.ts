@@ -214,6 +214,23 @@ describe.skipIf(!haveRedis)('cluster (BullMQ on a real redis-server, 3 workers)'
     }
   }, 60_000);
 
+  it('a worker refuses a unit of another mother-tree version', async () => {
+    const { Queue } = await import('bullmq');
+    const queue = new Queue('version', { connection: { url, maxRetriesPerRequest: null } });
+    const w = startWorker('version');
+    try {
+      await waitFor(w.p, /ready: /, 30_000, 'worker');
+      const job = await queue.add('sketch', { run: 'other', version: '0.0.0-other', group: { architecture: 'a', tensors: [], models: [] } }, { attempts: 1 });
+      const deadline = Date.now() + 20_000;
+      while ((await job.getState()) !== 'failed' && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      const failed = await queue.getJob(job.id!);
+      expect(failed?.failedReason).toMatch(/^unit of mother-tree 0\.0\.0-other, but this worker runs \S+: run workers of the coordinator's version on worker \S+:\d+$/);
+    } finally {
+      await stopAll([w]);
+      await queue.close();
+    }
+  }, 60_000);
+
   it('names the URL when Redis cannot be reached', async () => {
     const port = await freePort();
     await expect(recover(inputs, { scale: 'sketch', cluster: { redis: `redis://127.0.0.1:${port}` } }))

@@ -22,7 +22,7 @@ import type { SketchBatch } from '../stats/sketch.js';
 import type { ProgressEvent, RecoverOptions } from '../types.js';
 import { bullConnection, probeRedis, shownUrl } from './connect.js';
 import { DEFAULT_QUEUE, type ClusterOptions } from './options.js';
-import type { UnitData, UnitKind } from './units.js';
+import { UNIT_VERSION, type UnitData, type UnitKind } from './units.js';
 import { toWire, unpack } from './wire.js';
 
 /** A failed try of a unit, as the worker logged it on the job. */
@@ -156,7 +156,7 @@ export class Coordinator implements ScaleRemote {
     result.catch(() => {}); // the caller awaits it; a rejection after an abort must not go unhandled
     this.diag.units[kind]++;
     try {
-      await this.queue.add(kind, data, {
+      await this.queue.add(kind, { ...data, version: UNIT_VERSION }, {
         jobId: id, attempts: this.options.attempts ?? 3,
         backoff: { type: 'exponential', delay: this.options.backoff ?? 1000 },
         // Collected and removed by settle(); these only bound what an abandoned run leaves behind.

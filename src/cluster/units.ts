@@ -13,7 +13,16 @@ import { familyGraph } from '../scale/recover.js';
 import { runJob, type StatsOptions } from '../stats/compute.js';
 import { sketchBatch } from '../stats/sketch.js';
 import type { RecoverOptions } from '../types.js';
+import { readFileSync } from 'node:fs';
+import { MotherError } from '../errors.js';
 import { fromWire, pack, type WireGroup } from './wire.js';
+
+/**
+ * This package's version, as the coordinator stamps its units: a worker of another version may
+ * compute other numbers, so it refuses the unit instead (package.json is two levels up from both
+ * src/cluster and dist/cluster).
+ */
+export const UNIT_VERSION: string = (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string }).version;
 
 export const UNIT_KINDS = ['sketch', 'family', 'pairs'] as const;
 export type UnitKind = (typeof UNIT_KINDS)[number];
@@ -21,6 +30,8 @@ export type UnitKind = (typeof UNIT_KINDS)[number];
 export interface UnitData {
   /** The coordinating run this unit belongs to. */
   run: string;
+  /** The coordinator's package version (UNIT_VERSION). */
+  version?: string;
   group: WireGroup;
   /** family: the options that choose its statistics passes. */
   method?: RecoverOptions['method'];
@@ -33,6 +44,8 @@ export interface UnitData {
 
 /** Computes one unit; returns its packed result (typed arrays as base64). */
 export async function computeUnit(kind: string, data: UnitData, pathMap: readonly (readonly [string, string])[], statsOptions: StatsOptions): Promise<unknown> {
+  if (data.version !== UNIT_VERSION)
+    throw new MotherError('E_CLUSTER_VERSION', `unit of mother-tree ${data.version ?? '(unknown version)'}, but this worker runs ${UNIT_VERSION}: run workers of the coordinator's version`);
   const group = fromWire(data.group, pathMap);
   const n = group.models.length;
   if (kind === 'sketch') return pack(await sketchBatch(group, Array.from({ length: n }, (_, k) => k), statsOptions));
