@@ -113,7 +113,17 @@ describe('load', () => {
     gc();
     const after = maps();
     expect(after.filter((l) => l.includes(dir))).toEqual([]);
-    expect(after.length).toBeLessThanOrEqual(maps1 + 32); // ASan builds add ~15 allocator maps
+    // A leak adds mappings on every run; the heap and malloc arenas may still grow on the second
+    // (CI once saw +42 there): one of the second and third runs adds no more than noise.
+    let growth = after.length - maps1;
+    if (growth > 32) {
+      expect(answer(await recover([join(dir, 'zoo')], OPTS))).toEqual(reference);
+      gc();
+      const third = maps();
+      expect(third.filter((l) => l.includes(dir))).toEqual([]);
+      growth = Math.min(growth, third.length - after.length);
+    }
+    expect(growth).toBeLessThanOrEqual(32); // ASan builds add ~15 allocator maps
     expect(await settles(fdCount, fd0)).toBeLessThanOrEqual(fd0);
     const peak = peakRssMiB();
     console.log(`load: ${r.models.length} models in ${first.toFixed(2)} s (2nd run ${seconds.toFixed(2)} s) ` +
