@@ -7,10 +7,9 @@
  *           (recoverGraph on the family, as locally); only the graph travels back;
  *   pairs   a block of the sparse path's jobs: per model, L2 sums against its candidates.
  */
-import { jobTensors } from '../io/catalogue.js';
 import type { GraphOptions } from '../graph/types.js';
-import { familyGraph } from '../scale/recover.js';
-import { runJob, type StatsOptions } from '../stats/compute.js';
+import { familyGraph, pairSums } from '../scale/recover.js';
+import type { StatsOptions } from '../stats/compute.js';
 import { sketchBatch } from '../stats/sketch.js';
 import type { RecoverOptions } from '../types.js';
 import { readFileSync } from 'node:fs';
@@ -53,17 +52,12 @@ export async function computeUnit(kind: string, data: UnitData, pathMap: readonl
     return pack(await familyGraph(group, { method: data.method, distance: data.distance }, statsOptions, data.graph ?? {}));
   }
   if (kind === 'pairs') {
-    const all = jobTensors(group);
     const out: Float64Array[] = [];
     let bytesRead = 0;
     for (const job of data.jobs ?? []) {
-      // As sparseFamily runs them: one thread per job.
-      const r = await runJob({
-        tensors: all.map((t) => ({ ...t, sources: job.map((m) => t.sources[m]!) })), models: job.length,
-        kurtosis: false, sumsq: true, sumabs: false, maxabs: false, dot: false, rank: false, perTensor: true,
-      }, { ...statsOptions, threads: 1, onProgress: undefined });
+      const r = await pairSums(group, job, statsOptions);
       bytesRead += r.bytesRead;
-      out.push(r.sumsq!);
+      out.push(r.sums);
     }
     return pack({ sums: out, bytesRead });
   }

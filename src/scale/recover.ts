@@ -289,6 +289,19 @@ function candidates(sk: Awaited<ReturnType<typeof sketchGroup>>, k: number, keys
   return cand;
 }
 
+/**
+ * Per-tensor L2 sums (T x m x m) of one sparse-path job: a model (job[0]) and its candidates
+ * (indices into group), on one thread. The local path and a cluster's pairs unit both call this,
+ * so their numbers are the same.
+ */
+export async function pairSums(group: ArchitectureGroup, job: readonly number[], statsOptions: StatsOptions): Promise<{ sums: Float64Array; bytesRead: number }> {
+  const r = await runJob({
+    tensors: jobTensors(group, job), models: job.length,
+    kurtosis: false, sumsq: true, sumabs: false, maxabs: false, dot: false, rank: false, perTensor: true,
+  }, { ...statsOptions, threads: 1, onProgress: undefined });
+  return { sums: r.sumsq!, bytesRead: r.bytesRead };
+}
+
 /** Exact L2 statistics on the candidate pairs of one big sketch family, then the sparse tree. */
 async function sparseFamily(group: ArchitectureGroup, members: number[], lists: Int32Array[], sk: { mean: Float64Array; m2: Float64Array; kurtosis: Float64Array; N: number },
   statsOptions: StatsOptions, graphOptions: GraphOptions, remote?: ScaleRemote) {
@@ -304,7 +317,6 @@ async function sparseFamily(group: ArchitectureGroup, members: number[], lists: 
   }
   const E = nbr.reduce((s, x) => s + x.size, 0);
   const ea = new Int32Array(E), eb = new Int32Array(E), sumsq = new Float64Array(E * T);
-  const all = jobTensors(group);
   let e = 0, bytesRead = 0;
   const t0 = performance.now();
   // One native job per member with candidates (a cluster gets them all at once, in blocks).
@@ -316,12 +328,9 @@ async function sparseFamily(group: ArchitectureGroup, members: number[], lists: 
     const job = jobs[q0]!, others = job.slice(1).map((m) => local.get(m)!);
     let sums = remoteSums?.[q0];
     if (!sums) {
-      const r = await runJob({
-        tensors: all.map((t) => ({ ...t, sources: job.map((m) => t.sources[m]!) })), models: job.length,
-        kurtosis: false, sumsq: true, sumabs: false, maxabs: false, dot: false, rank: false, perTensor: true,
-      }, { ...statsOptions, threads: 1, onProgress: undefined });
+      const r = await pairSums(group, job, statsOptions);
       bytesRead += r.bytesRead;
-      sums = r.sumsq!;
+      sums = r.sums;
     }
     const m = job.length;
     others.forEach((b, q) => {
