@@ -2,7 +2,7 @@
 // directionWeight, src/graph/spectrum.ts): for each split, the pair that scores best on the OTHER
 // splits (mean edge accuracy; ties to the smaller constants) and the accuracy it gets on the split
 // left out. Statistics are computed once per split (as recover() does: moments and pairwise sums,
-// rank statistics for adapter-looking families, spectrum statistics for the others); only the
+// rank statistics for adapter-looking families, spectrum statistics for every family); only the
 // graph stage is rerun per grid point.
 //   node bench/loso.js [--dist DIR] [--splits DIR,DIR...] [--json FILE]
 // Splits: every folder with a truth.json whose models carry plain `parent` fields (see
@@ -20,26 +20,21 @@ export const DIRECTION_WEIGHTS = [0.001, 0.003, 0.01, 0.03, 0.1];
 
 async function splitStats(dist, dir) {
   const io = await import(pathToFileURL(join(dist, 'io/index.js')).href);
-  const compute = await import(pathToFileURL(join(dist, 'stats/compute.js')).href);
-  const graph = await import(pathToFileURL(join(dist, 'graph/index.js')).href);
+  const scale = await import(pathToFileURL(join(dist, 'scale/recover.js')).href);
   const truth = JSON.parse(readFileSync(join(dir, 'truth.json'), 'utf8'));
   const models = await io.openModels(await io.discoverModels([dir]));
   const groups = io.buildCatalogue(models);
   if (groups.length !== 1) throw new Error(`${dir}: expected one architecture group, found ${groups.length}`);
   const group = groups[0];
-  const { stats } = await compute.groupStatistics(group);
-  const fams = graph.clusterFamilies(graph.relatedness(stats), group.models.length);
-  const adapters = fams.filter((f) => compute.looksAdapterTuned(stats, f));
-  if (adapters.length) await compute.addRankStatistics(group, stats, adapters);
-  const others = fams.filter((f) => f.length > 1 && !compute.looksAdapterTuned(stats, f));
-  if (others.length) await compute.addSpectrumStatistics(group, stats, others);
+  // The statistics recover() computes for a group (rank where adapter-looking, spectra for every family).
+  const { stats } = await scale.familyStatistics(group, {}, {});
   // Truth parents as indices of stats.ids (models matched by path).
   const byPath = new Map(group.models.map((m, k) => [resolve(m.path), k]));
   const at = (t) => byPath.get(resolve(dir, t.path)) ?? byPath.get(resolve(dir, t.path, '..'));
   const index = new Map(truth.models.map((t) => [t.id, at(t)]));
   const parent = new Array(group.models.length).fill(null);
   for (const t of truth.models) parent[at(t)] = t.parent === null ? null : index.get(t.parent);
-  return { stats, parent, graph };
+  return { stats, parent, graph: await import(pathToFileURL(join(dist, 'graph/index.js')).href) };
 }
 
 export async function runLoso({ dist: distArg, splits } = {}) {

@@ -1,8 +1,8 @@
 /**
  * The recovery method on the real zoo (../shared/zoo beside the repository). Self-contained: the
  * statistics are computed here by the native pipeline as recover() does (every tensor shared by
- * the split's models; rank statistics for adapter-looking families, spectrum statistics for the
- * others), then recoverGraph runs on them. Without the zoo the tests skip with the reason (and fail
+ * the split's models; rank statistics for adapter-looking families, spectrum statistics for every
+ * family), then recoverGraph runs on them. Without the zoo the tests skip with the reason (and fail
  * under CI=true).
  *
  * Bars: issue 8 asks edge accuracy >= 0.95 and ARI 1 on every split. lm-chain does not reach it
@@ -12,7 +12,7 @@ import { readFileSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { adjustedRandIndex, clusterFamilies, edgeAccuracy, recoverGraph, relatedness, rootsOf, undirectedAccuracy, type TensorStats } from '../src/graph/index.js';
 import { buildCatalogue, discoverModels, openModels } from '../src/io/index.js';
-import { addRankStatistics, addSpectrumStatistics, groupStatistics, looksAdapterTuned } from '../src/stats/compute.js';
+import { familyStatistics } from '../src/scale/recover.js';
 import { subsetStats } from '../src/graph/relations.js';
 import { zooMissing, zooPath } from './helpers/zoo.js';
 
@@ -24,15 +24,10 @@ async function compute(split: string): Promise<Split> {
   try {
     const groups = buildCatalogue(models);
     expect(groups.length).toBe(1);
-    const { stats } = await groupStatistics(groups[0]!, { backend: 'cpu', absMetrics: true });
-    // As recover() does: rank statistics for the families that look adapter-tuned, spectra for
-    // the others. (Rank statistics on every family would let detectLora call two lm-ft families
-    // LoRA: their full fine-tuning differences have a numerical rank under half of full rank;
-    // docs/method.md, known weaknesses.)
-    const fams = clusterFamilies(relatedness(stats), stats.ids.length);
-    const adapters = fams.filter((f) => looksAdapterTuned(stats, f));
-    if (adapters.length) await addRankStatistics(groups[0]!, stats, adapters, { backend: 'cpu' });
-    await addSpectrumStatistics(groups[0]!, stats, fams.filter((f) => f.length > 1 && !looksAdapterTuned(stats, f)), { backend: 'cpu' });
+    // Exactly the statistics recover() computes for an architecture group (familyStatistics:
+    // moments and pairwise sums, rank statistics for the families that look adapter-tuned,
+    // spectra for every family of two or more, partly frozen full fine-tunes included).
+    const { stats } = await familyStatistics(groups[0]!, {}, { backend: 'cpu' });
     const truth = JSON.parse(readFileSync(zooPath(split, 'truth.json'), 'utf8')).models as { id: string; parent: string | null }[];
     const parentOf = new Map(truth.map((m) => [m.id, m.parent]));
     const ix = new Map(stats.ids.map((id, i) => [id, i]));
