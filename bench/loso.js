@@ -54,15 +54,18 @@ export async function runLoso({ dist: distArg, splits } = {}) {
   const total = (k, skip) => labels.filter((l) => l !== skip).reduce((a, l) => a + acc[k][l], 0);
   const best = (skip) => keys.reduce((x, y) => (total(y, skip) > total(x, skip) + 1e-12 ? y : x));
   console.log('leave-one-split-out: constants (lengthWeight, directionWeight) chosen on the other splits, accuracy on the one left out');
-  console.log(`  ${'held out'.padEnd(18)} chosen        held-out edge  best on it  in-sample (all splits' choice)`);
+  console.log(`  ${'held out'.padEnd(24)} chosen        held-out edge  best on it  in-sample (all splits' choice)  default`);
+  const spectrum = await import(pathToFileURL(join(dist, 'graph/spectrum.js')).href);
+  const def = `${spectrum.LENGTH_WEIGHT},${spectrum.DIRECTION_WEIGHT}`;
   const all = best(null), rows = [];
   for (const l of labels) {
     const k = best(l), top = Math.max(...keys.map((q) => acc[q][l]));
-    rows.push({ split: l, chosen: k, heldOut: acc[k][l], best: top, inSample: acc[all][l] });
-    console.log(`  ${l.padEnd(18)} ${k.padEnd(12)}  ${acc[k][l].toFixed(3)}          ${top.toFixed(3)}       ${acc[all][l].toFixed(3)}`);
+    rows.push({ split: l, chosen: k, heldOut: acc[k][l], best: top, inSample: acc[all][l], default: acc[def]?.[l] });
+    console.log(`  ${l.padEnd(24)} ${k.padEnd(12)}  ${acc[k][l].toFixed(3)}          ${top.toFixed(3)}       ${acc[all][l].toFixed(3)}                           ${acc[def]?.[l]?.toFixed(3) ?? 'n/a'}`);
   }
-  console.log(`  chosen on all splits: ${all}`);
-  return { grid: acc, rows, all };
+  const mean = (k) => (total(k, null) / labels.length).toFixed(3);
+  console.log(`  chosen on all splits: ${all} (mean ${mean(all)}); default ${def} (mean ${acc[def] ? mean(def) : 'n/a'})`);
+  return { grid: acc, rows, all, default: def };
 }
 
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
