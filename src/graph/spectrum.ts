@@ -40,9 +40,9 @@ import { median } from './distance.js';
 import type { TensorStats } from './types.js';
 
 /** Share of length in the placement distance (leave-one-split-out, docs/method.md). */
-export const LENGTH_WEIGHT = 0.01;
+export const LENGTH_WEIGHT = 0.02;
 /** Weight of the direction vote against the placement distance (range-normalised) in the directed tree. */
-export const DIRECTION_WEIGHT = 0.01;
+export const DIRECTION_WEIGHT = 0.03;
 
 /**
  * Least contrast (nats) between structureless and observed entropy for spectra to count as

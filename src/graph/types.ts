@@ -47,10 +47,10 @@ export interface GraphOptions {
   seed?: number;
   /**
    * Share of length in the spectral placement distance, exp(mean H) * L2^lengthWeight (default
-   * 0.01, chosen leave-one-split-out; docs/method.md). For studies of the method.
+   * 0.02, chosen leave-one-split-out; docs/method.md). For studies of the method.
    */
   lengthWeight?: number;
-  /** Weight of the direction vote in the spectral directed tree (default 0.01, same protocol). */
+  /** Weight of the direction vote in the spectral directed tree (default 0.03, same protocol). */
   directionWeight?: number;
   /**
    * Sign of the spectral-entropy direction cue (+1: parents have the higher entropy, -1: children).
