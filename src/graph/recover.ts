@@ -15,7 +15,7 @@ import { marginConfidence, mulberry32, resampleWeights, tally } from './confiden
 import { checkStats, ftDistance, loraDistance, paperFtDistance, paperLoraDistance, relatedness, usableTensors } from './distance.js';
 import { kurtosisDirection, kurtosisVotes, normGrowthScore, orientTree } from './direction.js';
 import { adapterBases, copyRepresentatives } from './copies.js';
-import { repairByInheritance } from './inheritance.js';
+import { inheritanceViolations, repairByInheritance } from './inheritance.js';
 import { detectLora } from './lora.js';
 import { DIRECTION_WEIGHT, hasSpectrum, LENGTH_WEIGHT, spectralDistance, spectralTree, spectrumVotes } from './spectrum.js';
 import { minSpanningTree } from './mst.js';
@@ -64,9 +64,20 @@ function buildTree(stats: TensorStats, idx: number[], w: Float64Array, lora: boo
     if (m > 1) {
       const D = spectralDistance(stats, sub, w, lengthWeight);
       const cues = [spectrumVotes(stats, sub, w), kurtosisVotes(stats.kurtosis, stats.sumsq, N, stats.tensors, sub, w)];
-      const tree = spectralTree(m, D, cues, directionWeight, [entropySign]);
+      // The directed tree whose every child carries at least half of its parent's own update
+      // (inheritance.ts): a violating edge is forbidden and the tree rebuilt, at most m times.
+      // The entropy sign is chosen on the unconstrained trees' costs: the constraint tests edges
+      // against their parents' parents, which a reversed tree has too, so it must not pick it.
+      const S2 = ftDistance(stats, sub, w).sumsq, forbidden = new Set<number>();
+      let tree = spectralTree(m, D, cues, directionWeight, [entropySign]);
       cost = tree.cost;
-      const repaired = repairByInheritance(ftDistance(stats, sub, w).sumsq, m, tree.parent).parent;
+      for (let round = 0; round < m; round++) {
+        const bad = inheritanceViolations(S2, m, tree.parent).filter((e) => !forbidden.has(e));
+        if (!bad.length) break;
+        bad.forEach((e) => forbidden.add(e));
+        tree = spectralTree(m, D, cues, directionWeight, [entropySign], forbidden);
+      }
+      const repaired = repairByInheritance(S2, m, tree.parent).parent;
       repaired.forEach((p, k) => (parent[local[k]] = p < 0 ? -1 : local[p]));
       // A model below a base that is nearer to one of the base's adapters (by L2) was fine-tuned
       // from that adapter: inserting it on the edge shortens the edge.

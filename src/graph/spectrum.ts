@@ -139,10 +139,12 @@ export function spectrumVotes(stats: TensorStats, idx: number[], w: ArrayLike<nu
  * The family's directed tree from placement distance D (n x n) and direction cues (votes in
  * [-1, 1] per ordered pair, see the file comment): the minimum directed spanning tree of
  * d(a, b) - lambda * sum_c sign_c * vote_c(a -> b) over every choice of the cues' signs; the cheapest
- * wins. `total` is, per candidate root, the signed votes summed over the chosen tree's edges
- * oriented away from it (for the margin confidences).
+ * wins. `forbidden` holds directed pairs a * n + b that may not be edges (see inheritance.ts).
+ * `total` is, per candidate root, the signed votes summed over the chosen tree's edges oriented
+ * away from it (for the margin confidences).
  */
-export function spectralTree(n: number, D: Float64Array, cues: Float64Array[], directionWeight = DIRECTION_WEIGHT, fixed: number[] = []):
+export function spectralTree(n: number, D: Float64Array, cues: Float64Array[], directionWeight = DIRECTION_WEIGHT, fixed: number[] = [],
+  forbidden: ReadonlySet<number> = new Set()):
   { parent: Int32Array; total: Float64Array; signs: number[]; cost: number } {
   let lo = Infinity, hi = -Infinity;
   for (let a = 0; a < n; a++)
@@ -157,7 +159,8 @@ export function spectralTree(n: number, D: Float64Array, cues: Float64Array[], d
     cues.forEach((v, c) => { for (let i = 0; i < n * n; i++) vote[i] += signs[c] * v[i]; });
     const M = new Float64Array(n * n);
     for (let a = 0; a < n; a++)
-      for (let b = 0; b < n; b++) M[a * n + b] = a === b ? Infinity : (D[a * n + b] - lo) / span - directionWeight * vote[a * n + b];
+      for (let b = 0; b < n; b++)
+        M[a * n + b] = a === b || forbidden.has(a * n + b) ? Infinity : (D[a * n + b] - lo) / span - directionWeight * vote[a * n + b];
     const t = minDirectedSpanningTree(n, M);
     if (!best || t.cost < best.cost - 1e-12) best = { parent: t.parent, cost: t.cost, vote, signs };
   }
