@@ -2,15 +2,18 @@
  * recover(..., { cache }) (src/store/cache.ts): the second run reuses every sketch and family
  * result and gives the exact path's parents; a changed or truncated file is recomputed, never
  * trusted; an added model costs its own sketch and its family only; two processes on one cache at
- * once, and a process killed with SIGKILL mid-run, leave a cache that reads back correctly.
+ * once, and a process killed with SIGKILL mid-run, leave a cache that reads back correctly. A
+ * file's header is taken from the cache only while its stat is the recorded one (not racy).
  */
 import { spawn, spawnSync } from 'node:child_process';
-import { cpSync, mkdtempSync, readFileSync, rmSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync, symlinkSync, truncateSync, utimesSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { recover } from '../src/index.js';
+import { readHeader } from '../src/io/model.js';
+import { StatsCache, statTrust } from '../src/store/cache.js';
 // @ts-expect-error plain JavaScript bench helper
 import { makeZoo } from '../bench/make-zoo.js';
 
@@ -120,4 +123,126 @@ describe('--cache', () => {
     expect(db.pragma('integrity_check', { simple: true })).toBe('ok');
     db.close();
   }, 120_000);
+});
+
+describe('cached headers', () => {
+  const saved = statTrust.racyMs;
+  // Files made a moment ago are racy under the default 2 s: trust them here, unless a test says otherwise.
+  beforeAll(() => { statTrust.racyMs = 0; });
+  afterAll(() => { statTrust.racyMs = saved; });
+  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+  let n = 0;
+  /** A fresh copy of one zoo model file and a fresh cache. */
+  const fresh = () => {
+    const dir = join(tmp, `h${++n}`);
+    cpSync(join(zoo, 't0'), dir, { recursive: true });
+    return { file: join(dir, 'model.safetensors'), cache: join(tmp, `h${n}.sqlite`) };
+  };
+  /** One run's read of `file` through the cache: the header and whether it was parsed. */
+  const read = async (cache: string, file: string) => {
+    const store = new StatsCache(cache);
+    try {
+      const header = await store.readHeader(file);
+      store.commitHeaders();
+      return { header, parsed: store.headers.parsed === 1, trusted: store.headers.trusted === 1 };
+    } finally {
+      store.close();
+    }
+  };
+  /** The file with one header byte changed (a tensor renamed, same length), so a re-read shows. */
+  const rename = (file: string) => {
+    const buf = readFileSync(file);
+    const at = buf.indexOf('attention.query');
+    buf.write('attention.qu3ry', at);
+    writeFileSync(file, buf);
+  };
+
+  it('takes an unchanged file from the cache, equal to the parsed header', async () => {
+    const { file, cache } = fresh();
+    const first = await read(cache, file);
+    expect(first.parsed).toBe(true);
+    const second = await read(cache, file);
+    expect(second.trusted).toBe(true);
+    expect(second.header).toEqual(await readHeader(file));
+    expect(second.header).toEqual(first.header);
+  });
+
+  it('reads a file again after a rewrite of the same size, with a new or with its old mtime', async () => {
+    const { file, cache } = fresh();
+    await read(cache, file);
+    const st = statSync(file);
+    await sleep(20);
+    rename(file);
+    utimesSync(file, st.atime, new Date(st.mtimeMs + 5000));
+    expect(statSync(file).size).toBe(st.size);
+    const again = await read(cache, file);
+    expect(again.parsed).toBe(true);
+    expect(again.header.tensors.some((t) => t.name.includes('qu3ry'))).toBe(true);
+    // Size and mtime as recorded (cp -p, rsync -t): only the ctime tells, and it is enough.
+    await read(cache, file);
+    const st2 = statSync(file);
+    await sleep(20);
+    const buf = readFileSync(file);
+    buf.write('attention.quer1', buf.indexOf('attention.qu3ry'));
+    writeFileSync(file, buf);
+    utimesSync(file, st2.atime, st2.mtime);
+    expect(statSync(file).mtimeMs).toBe(st2.mtimeMs);
+    const third = await read(cache, file);
+    expect(third.parsed).toBe(true);
+    expect(third.header.tensors.some((t) => t.name.includes('quer1'))).toBe(true);
+  });
+
+  it('reads a file replaced by another (renamed over it) again', async () => {
+    const { file, cache } = fresh();
+    await read(cache, file);
+    const other = `${file}.new`;
+    cpSync(file, other);
+    rename(other);
+    renameSync(other, file);
+    const again = await read(cache, file);
+    expect(again.parsed).toBe(true);
+    expect(again.header.tensors.some((t) => t.name.includes('qu3ry'))).toBe(true);
+  });
+
+  it('does not record a file changed within the racy window', async () => {
+    const { file, cache } = fresh();
+    statTrust.racyMs = 60_000;
+    try {
+      await read(cache, file);
+      expect((await read(cache, file)).parsed).toBe(true);
+    } finally {
+      statTrust.racyMs = 0;
+    }
+    await read(cache, file);
+    expect((await read(cache, file)).trusted).toBe(true);
+  });
+
+  it('reads a truncated file again and fails with its error code, naming the file', async () => {
+    const { file, cache } = fresh();
+    await read(cache, file);
+    truncateSync(file, statSync(file).size - 100);
+    const err = await read(cache, file).then(() => undefined, (e: unknown) => e as { code: string; file: string; message: string });
+    expect(err?.code).toMatch(/^E_HEADER_/);
+    expect(err?.file).toBe(file);
+    expect(err?.message).toContain(file);
+  });
+
+  it('serves recover() on a second run, with the same result; a truncated model is left out and named', async () => {
+    const dir = join(tmp, 'hz');
+    cpSync(zoo, dir, { recursive: true });
+    const cache = join(tmp, 'hz.sqlite');
+    const first = await recover(dir, { cache, bootstrap: 5 });
+    expect(first.scale?.cache?.headers).toEqual({ trusted: 0, parsed: 21 });
+    const second = await recover(dir, { cache, bootstrap: 5 });
+    expect(second.scale?.cache?.headers).toEqual({ trusted: 21, parsed: 0 });
+    expect(second.scale?.cache?.files).toEqual({ trusted: 21, hashed: 0 });
+    expect(parents(second)).toEqual(parents(first));
+    await sleep(20);
+    const f = join(dir, 't1-0', 'model.safetensors');
+    truncateSync(f, statSync(f).size - 100);
+    const cut = await recover(dir, { cache, bootstrap: 5 });
+    expect(cut.diagnostics.skippedModels).toEqual([expect.objectContaining({ path: join(dir, 't1-0'), code: expect.stringMatching(/^E_HEADER_/) })]);
+    expect(cut.scale?.cache?.headers).toEqual({ trusted: 20, parsed: 1 });
+    expect(parents(cut)).toEqual(parents(await recover(dir, { scale: 'exact', bootstrap: 5 })));
+  });
 });

@@ -146,7 +146,10 @@ async function listSafetensors(dir: string, ext = '.safetensors'): Promise<strin
   return out.sort();
 }
 
-async function openSharded(id: string, dir: string): Promise<Model> {
+/** Reads one safetensors header: readHeader, or a cache's (src/store/cache.ts). */
+export type HeaderReader = (file: string) => Promise<RawHeader>;
+
+async function openSharded(id: string, dir: string, read: HeaderReader): Promise<Model> {
   const indexPath = join(dir, INDEX_NAME);
   let index: unknown;
   try {
@@ -184,7 +187,7 @@ async function openSharded(id: string, dir: string): Promise<Model> {
       }
     }),
   );
-  const headers = await Promise.all(paths.map((p) => readHeader(p)));
+  const headers = await Promise.all(paths.map((p) => read(p)));
   // Duplicates first (over all shards), then agreement with the index, so each error says the root cause.
   const holder = new Map<string, string>();
   headers.forEach((h, k) => {
@@ -224,11 +227,12 @@ async function openSharded(id: string, dir: string): Promise<Model> {
 }
 
 /**
- * Opens a model (see the file comment for what a model is). `id` overrides the derived id.
+ * Opens a model (see the file comment for what a model is). `id` overrides the derived id; `read`
+ * reads the safetensors headers (a cache's reader skips unchanged files).
  * Errors: E_INPUT_NOT_FOUND, E_INPUT_UNREADABLE, E_INPUT_NO_MODELS (folder without safetensors),
  * E_INPUT_AMBIGUOUS (folder with several safetensors files and no index), E_SHARD_*, E_HEADER_*, E_IO_*.
  */
-export async function openModel(path: string, id?: string): Promise<Model> {
+export async function openModel(path: string, id?: string, read: HeaderReader = readHeader): Promise<Model> {
   const full = resolve(path);
   let st;
   try {
@@ -238,7 +242,7 @@ export async function openModel(path: string, id?: string): Promise<Model> {
   }
   if (st.isFile()) {
     if (full.endsWith(GGUF_EXT)) return openGguf(full, id ?? idFromGguf(full));
-    const h = await readHeader(full);
+    const h = await read(full);
     const tensors = new Map<string, TensorInfo>();
     addTensors(tensors, h);
     return makeModel(id ?? idFromFile(full), full, [h], tensors);
@@ -252,10 +256,10 @@ export async function openModel(path: string, id?: string): Promise<Model> {
   } catch {
     hasIndex = false;
   }
-  if (hasIndex) return openSharded(modelId, full);
+  if (hasIndex) return openSharded(modelId, full, read);
   const single = files.includes(SINGLE_NAME) ? SINGLE_NAME : files.length === 1 ? files[0]! : undefined;
   if (single) {
-    const h = await readHeader(join(full, single));
+    const h = await read(join(full, single));
     const tensors = new Map<string, TensorInfo>();
     addTensors(tensors, h);
     const adapter = single === ADAPTER_WEIGHTS && (await isFile(join(full, ADAPTER_CONFIG)));

@@ -49,8 +49,14 @@ export interface ScaleDiagnostics {
   /** Share of models whose recovered parent is among the sketch candidates (either way round). */
   candidateRecall: number | null;
   seconds: { sketch: number; candidates: number; exact: number; sparse: number };
-  /** With a cache: entries found and computed (sketches per model, results per exact family). */
-  cache?: { hits: { sketch: number; family: number }; misses: { sketch: number; family: number } };
+  /**
+   * With a cache: entries found and computed (sketches per model, results per exact family), and
+   * per file whether its header and content key were taken from the cache (stat unchanged).
+   */
+  cache?: {
+    hits: { sketch: number; family: number }; misses: { sketch: number; family: number };
+    headers: { trusted: number; parsed: number }; files: { trusted: number; hashed: number };
+  };
 }
 
 export interface ScaledGroup {
@@ -266,7 +272,7 @@ export async function recoverGroupScaled(group: ArchitectureGroup, options: Reco
   const scale: ScaleDiagnostics = {
     mode: 'sketch', models: N, k: K, candidatePairs: pairSet.size, widened: cand.widened, thin: cand.thin.length,
     exactFamilies, sparseFamilies, candidateRecall: withParent ? hit / withParent : null, seconds,
-    ...(store ? { cache: { hits: { ...store.hits }, misses: { ...store.misses } } } : {}),
+    ...(store ? { cache: { hits: { ...store.hits }, misses: { ...store.misses }, headers: { ...store.headers }, files: { ...store.files } } } : {}),
   };
   return {
     graph: { parent, confidence, family, families, runnerUp, warnings },
