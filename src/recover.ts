@@ -141,7 +141,7 @@ async function run(inputs: string[], options: RecoverOptions): Promise<RecoverRe
   let models: Model[] = [];
   try {
     progress({ stage: 'headers', done: 0, total: refs.length });
-    models = await openModels(refs, 8, strict ? undefined : (ref, err) => skip(ref.path, err), store ? (f) => store.readHeader(f) : undefined);
+    models = await openModels(refs, 32, strict ? undefined : (ref, err) => skip(ref.path, err), store ? (f) => store.readHeader(f) : undefined);
     store?.commitHeaders();
     const tHeaders = performance.now();
     progress({ stage: 'headers', done: refs.length, total: refs.length });

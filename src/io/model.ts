@@ -124,7 +124,8 @@ function makeModel(id: string, path: string, headers: RawHeader[], tensors: Map<
   return model;
 }
 
-async function listSafetensors(dir: string, ext = '.safetensors'): Promise<string[]> {
+/** The files of a folder ending in `ext` (links followed), sorted, and every name the folder holds. */
+async function listSafetensors(dir: string, ext = '.safetensors'): Promise<{ files: string[]; names: Set<string> }> {
   let entries;
   try {
     entries = await readdir(dir, { withFileTypes: true });
@@ -143,7 +144,7 @@ async function listSafetensors(dir: string, ext = '.safetensors'): Promise<strin
       }
     }
   }
-  return out.sort();
+  return { files: out.sort(), names: new Set(entries.map((e) => e.name)) };
 }
 
 /** Reads one safetensors header: readHeader, or a cache's (src/store/cache.ts). */
@@ -249,10 +250,11 @@ export async function openModel(path: string, id?: string, read: HeaderReader = 
   }
   if (!st.isDirectory()) throw new InputError('E_INPUT_UNREADABLE', `model ${full} is neither a file nor a folder`, { file: full });
   const modelId = id ?? basename(full);
-  const files = await listSafetensors(full);
+  const { files, names } = await listSafetensors(full);
   let hasIndex = false;
   try {
-    hasIndex = (await stat(join(full, INDEX_NAME))).isFile();
+    // Only where the listing has one: a stat that fails costs an exception, per model folder.
+    hasIndex = names.has(INDEX_NAME) && (await stat(join(full, INDEX_NAME))).isFile();
   } catch {
     hasIndex = false;
   }
@@ -266,7 +268,7 @@ export async function openModel(path: string, id?: string, read: HeaderReader = 
     return makeModel(modelId, full, [h], tensors, adapter ? 'peft-adapter' : 'safetensors');
   }
   if (files.length === 0) {
-    const ggufs = await listSafetensors(full, GGUF_EXT);
+    const ggufs = (await listSafetensors(full, GGUF_EXT)).files;
     if (ggufs.length === 1) return openGguf(join(full, ggufs[0]!), modelId, full);
     if (ggufs.length > 1)
       throw new InputError('E_INPUT_AMBIGUOUS', `folder ${full} holds ${ggufs.length} .gguf files (${ggufs.slice(0, 4).join(', ')}): pass the files themselves`, { file: full });
