@@ -101,13 +101,21 @@ describe('--cache', () => {
     makeZoo(big, { trees: 30, branching: 2, depth: 2, dim: 16, layers: 5, seed: 3 });
     rmSync(join(big, 'params.json'));
     const cache = join(tmp, 'd.sqlite');
+    const made = Date.now();
     const expected = JSON.parse(JSON.stringify(parents(await recover(big, { scale: 'exact', bootstrap: 5 }))));
+    // Files older than the racy window (2 s), so that both processes record their headers and keys too.
+    await new Promise((r) => setTimeout(r, Math.max(0, 2100 - (Date.now() - made))));
     const outs = [join(tmp, 'o1.json'), join(tmp, 'o2.json')];
     const t0 = Date.now();
     const both = outs.map((o) => child(cache, big, o));
     expect(await Promise.all(both.map((c) => c.done))).toEqual([0, 0]);
     const took = Date.now() - t0;
     for (const o of outs) expect(JSON.parse(readFileSync(o, 'utf8'))).toEqual(expected);
+    // What the two wrote side by side serves a third run whole.
+    const third = await recover(big, { cache, bootstrap: 5 });
+    expect(third.scale?.cache?.headers).toEqual({ trusted: 210, parsed: 0 });
+    expect(third.scale?.cache?.files).toEqual({ trusted: 210, hashed: 0 });
+    expect(parents(third)).toEqual(expected);
     // Kill runs at several points of their work on a fresh cache; the next run reads it back.
     const cache2 = join(tmp, 'e.sqlite');
     for (const share of [0.3, 0.6, 0.9]) {
