@@ -266,7 +266,7 @@ export async function discoverModels(inputs: string[], options: DiscoverOptions 
     throw new InputError('E_INPUT_NO_MODELS', 'Expected at least one model path but received none');
   const found: ModelRef[] = [];
   const seen = new Set<string>();
-  /** Adds the model at `path` unless already found; false when it is a duplicate. */
+  /** Adds the model at `path` unless already found (by its real path: `knownReal` where the caller has it). */
   const add = async (path: string, kind: 'file' | 'folder', id?: string, knownReal?: string): Promise<void> => {
     let real: string;
     try {
@@ -328,8 +328,8 @@ export async function discoverModels(inputs: string[], options: DiscoverOptions 
       throw inputFsError(err, path, 'folder');
     }
     entries.sort((a, b) => byName(a.name, b.name));
-    // The children are looked at concurrently (one at a time, a collection of N folders costs N
-    // times the file system's latency, several calls each), and added in name order.
+    // The children are looked at concurrently (one at a time, N model folders cost N times the
+    // file system's latency), then added in name order.
     const looks = await mapLimit(entries, 32, (e) => lookAt(path, dirReal, e));
     // Models seen in this folder, found now or before (a folder given twice still holds its models).
     let models = 0;
