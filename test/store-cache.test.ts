@@ -12,7 +12,8 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { recover } from '../src/index.js';
-import { readHeader } from '../src/io/model.js';
+import { openModel, readHeader } from '../src/io/model.js';
+import { writeSafetensors, writeSharded, type TensorSpec } from './helpers/safetensors.js';
 import { StatsCache, statTrust } from '../src/store/cache.js';
 // @ts-expect-error plain JavaScript bench helper
 import { makeZoo } from '../bench/make-zoo.js';
@@ -233,6 +234,34 @@ describe('cached headers', () => {
     expect(err?.code).toMatch(/^E_HEADER_/);
     expect(err?.file).toBe(file);
     expect(err?.message).toContain(file);
+  });
+
+  it('opens sharded models, metadata and mixed dtypes from the cache exactly as from the files', async () => {
+    const specs: TensorSpec[] = [
+      { name: 'embed.weight', dtype: 'F32', shape: [16, 8] },
+      { name: 'layer.0.fc.weight', dtype: 'BF16', shape: [32, 8] },
+      { name: 'layer.0.steps', dtype: 'I64', shape: [1] },
+      { name: 'head.weight', dtype: 'F16', shape: [4, 8] },
+    ];
+    const sharded = await writeSharded(join(tmp, 'sharded'), specs, [['embed.weight', 'layer.0.steps'], ['layer.0.fc.weight', 'head.weight']]);
+    const single = await writeSafetensors(join(tmp, 'meta.safetensors'), specs, { metadata: { format: 'pt', note: 'x' } });
+    const cache = join(tmp, 'sharded.sqlite');
+    const open = async (path: string) => {
+      const store = new StatsCache(cache);
+      try {
+        const m = await openModel(path, undefined, (f) => store.readHeader(f));
+        store.commitHeaders();
+        return { model: { id: m.id, files: m.files, metadata: m.metadata, tensors: [...m.tensors.values()] }, headers: { ...store.headers } };
+      } finally {
+        store.close();
+      }
+    };
+    for (const [path, files] of [[sharded.dir, 2], [single.path, 1]] as const) {
+      const plain = await openModel(path);
+      const expected = { id: plain.id, files: plain.files, metadata: plain.metadata, tensors: [...plain.tensors.values()] };
+      expect(await open(path)).toEqual({ model: expected, headers: { trusted: 0, parsed: files } });
+      expect(await open(path)).toEqual({ model: expected, headers: { trusted: files, parsed: 0 } });
+    }
   });
 
   it('serves recover() on a second run, with the same result; a truncated model is left out and named', async () => {
