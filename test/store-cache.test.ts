@@ -60,6 +60,12 @@ describe('--cache', () => {
     expect(parents(second)).toEqual(parents(exact));
     expect(second.scale?.cache?.hits.sketch).toBe(21);
     expect(second.scale?.cache?.misses).toEqual({ sketch: 0, family: 0 });
+    // Defaults given explicitly decide alike, so they find the same family results.
+    const explicit = await recover(zoo, { cache, bootstrap: 5, seed: 0, method: 'mother', distance: 'auto' });
+    expect(explicit.scale?.cache?.misses).toEqual({ sketch: 0, family: 0 });
+    expect(parents(explicit)).toEqual(parents(exact));
+    const other = await recover(zoo, { cache, bootstrap: 5, seed: 1 });
+    expect(other.scale?.cache?.misses.family).toBe(other.scale?.exactFamilies);
   });
 
   it('recomputes a changed file and leaves a truncated one out, never trusting their entries', async () => {
