@@ -3,6 +3,7 @@
 // the child's own process.resourceUsage().maxRSS where that is missing).
 //   node bench/scale.js [--sizes 1000,2000,5000,10000] [--dim 16] [--mode auto|exact|sketch]
 //                       [--family wide|deep] [--bootstrap 50] [--json FILE] [--dist DIR] [--compare]
+//                       [--incremental [--verify]]
 // --family wide (default): trees of 40 models (branching 3, depth 3), N/40 of them, as a hub of
 // many bases. --family deep: few big trees (branching 3, depth 7: 3,280 models per tree), as one
 // popular base with thousands of fine-tunes. Per run: wall time, peak RSS, the time per stage
@@ -11,7 +12,7 @@
 // on which the two disagree. Zoos are cached in .zoo/ (git-ignored).
 import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { makeZoo } from './make-zoo.js';
@@ -27,8 +28,11 @@ const bootstrap = Number(arg('--bootstrap', '50'));
 const dist = resolve(arg('--dist', join(root, 'dist')));
 const compare = argv.includes('--compare');
 // --incremental: per size, a cold run with --cache without one leaf model, then the run after
-// adding it back (1 model added to a cached N-1), then a warm run with nothing changed.
+// adding it back (1 model added to a cached N-1), then a warm run with nothing changed; with
+// --verify also a full recompute (a cold run of all N on a fresh cache), whose parents and
+// confidences the run after adding must equal exactly.
 const incremental = argv.includes('--incremental');
+const verify = argv.includes('--verify');
 const TIME = '/usr/bin/time';
 
 const CHILD = `
@@ -41,8 +45,11 @@ const r = await recover(dir, { bootstrap: Number(bootstrap), ...(mode === 'auto'
   onProgress: (e) => { if (e.stage !== stage) { const now = performance.now(); stages[stage] = (stages[stage] ?? 0) + (now - last) / 1000; last = now; stage = e.stage; } } });
 const now = performance.now(); stages[stage] = (stages[stage] ?? 0) + (now - last) / 1000;
 writeFileSync(out, JSON.stringify({ seconds: (now - t0) / 1000, stages, parents: Object.fromEntries(r.models.map((m) => [m.id, m.parent])),
+  confidences: Object.fromEntries(r.models.map((m) => [m.id, m.confidence])),
   diagnostics: r.diagnostics, scale: r.scale, maxRssKB: process.resourceUsage().maxRSS }));
 `;
+
+const load = () => loadavg().map((x) => x.toFixed(2)).join(' ');
 
 function run(cmd, args) {
   return new Promise((res, rej) => {
@@ -85,7 +92,7 @@ async function once(dir, m, cache) {
 }
 
 const rows = [];
-console.log(`scale bench: ${familyKind} zoos, 100 tensors of ${dim}x${dim}, mode ${mode}, bootstrap ${bootstrap}`);
+console.log(`scale bench: ${familyKind} zoos, 100 tensors of ${dim}x${dim}, mode ${mode}, bootstrap ${bootstrap}; load average ${load()}`);
 console.log('      N  mode     wall s  peak MB  edge acc  recall  stages (s)');
 for (const n of sizes) {
   const { dir, truth } = zooFor(n);
@@ -96,12 +103,21 @@ for (const n of sizes) {
     renameSync(join(dir, leaf), away);
     let cold;
     try { cold = await once(dir, mode, cache); } finally { renameSync(away, join(dir, leaf)); }
-    const add = await once(dir, mode, cache), warm = await once(dir, mode, cache);
+    const loads = [load()];
+    const add = await once(dir, mode, cache); loads.push(load());
+    const warm = await once(dir, mode, cache); loads.push(load());
+    const fresh = join(dirname(cache), 'fresh.sqlite');
+    const full = verify ? await once(dir, mode, fresh) : undefined;
     const fmt = (label, r) => console.log(`${String(r.scale?.models ?? '?').padStart(7)}  ${label.padEnd(7)} ${r.wall.toFixed(1).padStart(7)} ${r.rssMB.toFixed(0).padStart(8)}  cache ${JSON.stringify(r.scale?.cache)}  stages ${JSON.stringify(r.scale?.seconds)}`);
     fmt('cold', cold); fmt('add 1', add); fmt('warm', warm);
-    const same = Object.keys(add.parents).every((id) => add.parents[id] === warm.parents[id]);
-    console.log(`         add-1 run ${(100 * add.wall / cold.wall).toFixed(1)}% of the cold run; parents equal to a full recompute: ${same && truth.models.every((t) => add.parents[t.id] === t.parent) ? 'yes (and to the truth)' : same ? 'yes' : 'NO'}`);
-    rows.push({ n: truth.models.length, incremental: { cold: cold.wall, add: add.wall, warm: warm.wall, coldRssMB: cold.rssMB, addRssMB: add.rssMB, cache: add.scale?.cache, addStages: add.scale?.seconds } });
+    if (full) fmt('full', full);
+    // Exact equality: the run after adding must be the recompute's, bit for bit.
+    const equal = (a, b) => Object.keys(b.parents).length === Object.keys(a.parents).length &&
+      Object.keys(b.parents).every((id) => a.parents[id] === b.parents[id] && a.confidences[id] === b.confidences[id]);
+    const same = full ? equal(add, full) : equal(add, warm);
+    const vs = full ? 'a full recompute (fresh cache)' : 'the warm run (--verify: a full recompute)';
+    console.log(`         add-1 run ${(100 * add.wall / cold.wall).toFixed(1)}% of the cold run (load average after cold / add / warm: ${loads.join(' / ')}); parents and confidences equal to ${vs}: ${same && truth.models.every((t) => add.parents[t.id] === t.parent) ? 'yes (and parents to the truth)' : same ? 'yes' : 'NO'}`);
+    rows.push({ n: truth.models.length, incremental: { cold: cold.wall, add: add.wall, warm: warm.wall, full: full?.wall ?? null, equal: same, loads, coldRssMB: cold.rssMB, addRssMB: add.rssMB, cache: add.scale?.cache, addStages: add.scale?.seconds } });
     rmSync(dirname(cache), { recursive: true, force: true });
     continue;
   }

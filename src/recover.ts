@@ -136,12 +136,16 @@ async function run(inputs: string[], options: RecoverOptions): Promise<RecoverRe
   const notes: string[] = []; // which revision of a cached model was read (src/io/discover.ts)
   const refs = await discoverModels(inputs, { ...(strict ? {} : { onSkip: skip }), onNote: (n) => notes.push(n) });
   checkAbort();
-  progress({ stage: 'headers', done: 0, total: refs.length });
-  let models: Model[] = await openModels(refs, 8, strict ? undefined : (ref, err) => skip(ref.path, err));
-  const tHeaders = performance.now();
-  progress({ stage: 'headers', done: refs.length, total: refs.length });
-
+  // The cache serves unchanged files' headers too (src/store/cache.ts), then the scale path.
+  const store = options.cache !== undefined ? new StatsCache(options.cache) : undefined;
+  let models: Model[] = [];
   try {
+    progress({ stage: 'headers', done: 0, total: refs.length });
+    models = await openModels(refs, 32, strict ? undefined : (ref, err) => skip(ref.path, err), store ? (f) => store.readHeader(f) : undefined);
+    store?.commitHeaders();
+    const tHeaders = performance.now();
+    progress({ stage: 'headers', done: refs.length, total: refs.length });
+
     for (;;) {
       checkAbort();
       // Nothing left: one unreadable model fails with its own error, several with the list.
@@ -149,7 +153,7 @@ async function run(inputs: string[], options: RecoverOptions): Promise<RecoverRe
       if (models.length === 0)
         throw new InputError('E_INPUT_NO_MODELS', `no model could be read: ${skippedModels.length} skipped (${skippedModels.slice(0, 3).map((m) => `${m.path}: ${m.code}`).join('; ')}${skippedModels.length > 3 ? '; ...' : ''})`);
       try {
-        const result = await pipeline(models, options, tHeaders - t0, skippedModels);
+        const result = await pipeline(models, options, tHeaders - t0, skippedModels, store);
         result.diagnostics.seconds.total = (performance.now() - t0) / 1000;
         result.diagnostics.warnings.unshift(...notes);
         progress({ stage: 'done', done: 1, total: 1 });
@@ -168,6 +172,7 @@ async function run(inputs: string[], options: RecoverOptions): Promise<RecoverRe
     }
   } finally {
     for (const m of models) m.dispose();
+    store?.close();
   }
 }
 
@@ -180,7 +185,7 @@ function untyped(graph: GraphResult): TypedResult {
 }
 
 /** Catalogue, statistics and graph over the opened models. */
-async function pipeline(allModels: Model[], options: RecoverOptions, headerSeconds: number, skippedModels: SkippedModel[]): Promise<RecoverResult> {
+async function pipeline(allModels: Model[], options: RecoverOptions, headerSeconds: number, skippedModels: SkippedModel[], store: StatsCache | undefined): Promise<RecoverResult> {
   const { signal } = options;
   const progress = (e: ProgressEvent) => options.onProgress?.(e);
   const checkAbort = () => { if (signal?.aborted) throw new AbortError(); };
@@ -214,7 +219,6 @@ async function pipeline(allModels: Model[], options: RecoverOptions, headerSecon
     bootstrap: options.bootstrap, seed: options.seed,
   };
 
-  const store = options.cache !== undefined ? new StatsCache(options.cache) : undefined;
   let scale: RecoverResult['scale'];
   // The cluster (src/cluster): BullMQ loads only when asked for.
   let remote: Coordinator | undefined;
@@ -330,7 +334,6 @@ async function pipeline(allModels: Model[], options: RecoverOptions, headerSecon
   }
   await placeAdaptersAndClaims(rows, families, adapters, allModels, cards, diagnostics.warnings);
   } finally {
-    store?.close();
     await remote?.close();
   }
   const cluster = remote?.diagnostics();

@@ -1,7 +1,7 @@
 // recover() and inspectModel() at their edges: inputs given twice, unreadable models (skipped by
 // default, fatal with strict), options without effect, thread limits, AbortSignal.reason, a
 // string input, a folder of models given to inspect, the quiet CUDA fallback, Family.size.
-import { truncateSync } from 'node:fs';
+import { realpathSync, truncateSync } from 'node:fs';
 import { appendFile, mkdir, readFile, symlink, truncate, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -53,6 +53,22 @@ describe('inputs given twice', () => {
     const r = await recover([folders, file], fast);
     expect(r.models).toHaveLength(6);
     expect(r.families.reduce((a, f) => a + f.size, 0)).toBe(6);
+  });
+
+  it('models reached through links count once, and each ref has the real path of its model file', async () => {
+    // The collection through a link, and one of its models by its own path.
+    const link = join(dir, 'link-folders');
+    await symlink(folders, link);
+    const refs = await discoverModels([link, join(folders, 'm3', 'model.safetensors')]);
+    expect(refs.map((r) => r.id)).toEqual(['m0', 'm1', 'm2', 'm3', 'm4', 'm5']);
+    expect(refs.map((r) => r.realPath)).toEqual(refs.map((r) => realpathSync(join(folders, r.id, 'model.safetensors'))));
+    // A collection holding a link to another collection's model folder, and a linked weight file.
+    const other = join(dir, 'with-links');
+    await mkdir(join(other, 'own'), { recursive: true });
+    await symlink(join(folders, 'm2'), join(other, 'zz-m2'));
+    await symlink(join(folders, 'm4', 'model.safetensors'), join(other, 'own', 'model.safetensors'));
+    expect((await discoverModels([folders, other])).map((r) => r.id)).toEqual(['m0', 'm1', 'm2', 'm3', 'm4', 'm5']);
+    expect((await discoverModels([other, folders])).map((r) => r.id)).toEqual(['own', 'zz-m2', 'm0', 'm1', 'm3', 'm5']);
   });
 
   it('a string input works like a one-element array; other types are a clear error', async () => {

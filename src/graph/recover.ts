@@ -24,7 +24,11 @@ import { GraphError, type FamilyResult, type GraphOptions, type GraphResult, typ
 interface Built { parent: Int32Array; D: Float64Array; rootTotals?: Float64Array; cost?: number }
 type Evidence = 'spectrum' | 'l2' | 'rank';
 
-function checkOptions(o: GraphOptions): Required<Omit<GraphOptions, 'families' | 'entropySign'>> & { families?: number; entropySign?: 1 | -1 } {
+/**
+ * The options validated, with their defaults filled in: two option sets that decide alike resolve
+ * alike (the scale path keys cached family results by it).
+ */
+export function resolveGraphOptions(o: GraphOptions): Required<Omit<GraphOptions, 'families' | 'entropySign'>> & { families?: number; entropySign?: 1 | -1 } {
   const known = new Set(['method', 'distance', 'lambda', 'bootstrap', 'seed', 'families', 'lengthWeight', 'directionWeight', 'entropySign']);
   for (const key of Object.keys(o ?? {}))
     if (!known.has(key)) throw new GraphError('E_GRAPH_OPTION', `Unknown graph option ${JSON.stringify(key)} (known: ${[...known].join(', ')})`);
@@ -143,7 +147,7 @@ function buildTree(stats: TensorStats, idx: number[], w: Float64Array, lora: boo
 
 export function recoverGraph(stats: TensorStats, options: GraphOptions = {}): GraphResult {
   const { N, T } = checkStats(stats);
-  const opt = checkOptions(options);
+  const opt = resolveGraphOptions(options);
   const warnings: string[] = [];
   if (opt.distance === 'lora' && !stats.rank)
     throw new GraphError('E_GRAPH_OPTION', "distance 'lora' needs rank statistics (TensorStats.rank) but none were given");

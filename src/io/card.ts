@@ -3,7 +3,7 @@
  * (`base_model`, `base_model_relation`) and config.json (`_name_or_path`, `architectures`).
  * Parsed with the `yaml` library; a card that cannot be parsed is no card, never an error.
  */
-import { readFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 
 /** The yaml library, loaded on first use (commands that read no card never load it). */
@@ -57,7 +57,10 @@ async function readText(path: string, limit = 1 << 20): Promise<string | null> {
 
 /** Reads the card of a model folder; null when it has neither a README nor a config.json. */
 export async function readCard(dir: string): Promise<ModelCard | null> {
-  const [readme, config] = await Promise.all([readText(join(dir, 'README.md')), readText(join(dir, 'config.json'))]);
+  // One listing first: most folders of a large zoo have neither file, and an open that fails costs an exception.
+  const names = await readdir(dir).then((n) => new Set(n), () => undefined);
+  const text = (name: string) => (names && !names.has(name) ? null : readText(join(dir, name)));
+  const [readme, config] = await Promise.all([text('README.md'), text('config.json')]);
   if (readme === null && config === null) return null;
   const fm = readme === null ? null : await frontMatter(readme);
   let cfg: Record<string, unknown> | null = null;

@@ -88,17 +88,25 @@ export function groupByArchitecture(models: Model[]): Model[][] {
   const classes: { sig: string; models: Model[]; keys: Map<string, number>; elements: number }[] = [];
   const bySig = new Map<string, number>();
   const classOf = new Map<Model, number>();
+  // A table in an order seen before is that class without the sort (most models of a big zoo).
+  const byTable = new Map<string, number>();
   for (const m of models) {
-    const keys = new Map<string, number>();
-    for (const t of m.tensors.values()) keys.set(key(t), t.numel);
-    const sig = [...keys.keys()].sort().join('\n');
-    let c = bySig.get(sig);
+    let table = '';
+    for (const t of m.tensors.values()) table += `${key(t)}\n`;
+    let c = byTable.get(table);
     if (c === undefined) {
-      c = classes.length;
-      bySig.set(sig, c);
-      let elements = 0;
-      for (const n of keys.values()) elements += n;
-      classes.push({ sig, models: [], keys, elements });
+      const keys = new Map<string, number>();
+      for (const t of m.tensors.values()) keys.set(key(t), t.numel);
+      const sig = [...keys.keys()].sort().join('\n');
+      c = bySig.get(sig);
+      if (c === undefined) {
+        c = classes.length;
+        bySig.set(sig, c);
+        let elements = 0;
+        for (const n of keys.values()) elements += n;
+        classes.push({ sig, models: [], keys, elements });
+      }
+      byTable.set(table, c);
     }
     classes[c]!.models.push(m);
     classOf.set(m, c);

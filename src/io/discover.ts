@@ -20,10 +20,11 @@
  * fail. A child of a folder that cannot be read fails too, unless the caller passes `onSkip`:
  * then it is reported there and left out (recover() does so unless `strict`).
  */
+import type { Dirent } from 'node:fs';
 import { readdir, readFile, realpath, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve, sep } from 'node:path';
 import { InputError, MotherError } from '../errors.js';
-import { idFromFile, INDEX_NAME, inputFsError, openModel, SINGLE_NAME, type Model } from './model.js';
+import { idFromFile, INDEX_NAME, inputFsError, openModel, readHeader, SINGLE_NAME, type HeaderReader, type Model } from './model.js';
 import { GGUF_EXT, idFromGguf } from './gguf.js';
 
 export interface ModelRef {
@@ -120,7 +121,16 @@ export function isModelReadError(err: unknown): err is MotherError {
     c === 'E_INPUT_AMBIGUOUS' || c === 'E_INPUT_UNREADABLE' || c === 'E_INPUT_NOT_FOUND' || c === 'E_INPUT_NO_MODELS';
 }
 
-async function safetensorsIn(dir: string): Promise<{ files: string[]; hasIndex: boolean; ggufs: string[] }> {
+/** What a folder holds: its .safetensors and .gguf files (sorted), whether it has a shard index. */
+interface Listing {
+  files: string[];
+  hasIndex: boolean;
+  ggufs: string[];
+  /** Names that are regular files, not links: their real path is the folder's plus the name. */
+  plain: Set<string>;
+}
+
+async function safetensorsIn(dir: string): Promise<Listing> {
   let entries;
   try {
     entries = await readdir(dir, { withFileTypes: true });
@@ -129,8 +139,10 @@ async function safetensorsIn(dir: string): Promise<{ files: string[]; hasIndex: 
   }
   const files: string[] = [];
   const ggufs: string[] = [];
+  const plain = new Set<string>();
   let hasIndex = false;
   for (const e of entries) {
+    if (e.isFile()) plain.add(e.name);
     if (e.name === INDEX_NAME) hasIndex = true;
     const list = e.name.endsWith('.safetensors') ? files : e.name.endsWith(GGUF_EXT) ? ggufs : null;
     if (!list) continue;
@@ -143,7 +155,15 @@ async function safetensorsIn(dir: string): Promise<{ files: string[]; hasIndex: 
       }
     }
   }
-  return { files: files.sort(), hasIndex, ggufs: ggufs.sort() };
+  return { files: files.sort(), hasIndex, ggufs: ggufs.sort(), plain };
+}
+
+/** The name of the file that makes a folder a model (its index, model.safetensors, its one .safetensors file, or its one .gguf). */
+function modelFileIn({ files, hasIndex, ggufs }: Listing): string | undefined {
+  if (hasIndex) return INDEX_NAME;
+  if (files.includes(SINGLE_NAME)) return SINGLE_NAME;
+  if (files.length === 0 && ggufs.length === 1) return ggufs[0]!;
+  return files.length === 1 ? files[0]! : undefined;
 }
 
 /** A folder is itself a model when it has an index, model.safetensors, or exactly one .safetensors file. */
@@ -151,13 +171,10 @@ async function folderIsModel(dir: string): Promise<boolean> {
   return (await modelFileOf(dir)) !== undefined;
 }
 
-/** The file that makes `dir` a model (its index, model.safetensors, its one .safetensors file, or its one .gguf). */
+/** The file that makes `dir` a model (modelFileIn), as a path. */
 async function modelFileOf(dir: string): Promise<string | undefined> {
-  const { files, hasIndex, ggufs } = await safetensorsIn(dir);
-  if (hasIndex) return join(dir, INDEX_NAME);
-  if (files.includes(SINGLE_NAME)) return join(dir, SINGLE_NAME);
-  if (files.length === 0 && ggufs.length === 1) return join(dir, ggufs[0]!);
-  return files.length === 1 ? join(dir, files[0]!) : undefined;
+  const name = modelFileIn(await safetensorsIn(dir));
+  return name === undefined ? undefined : join(dir, name);
 }
 
 /** What a folder is, for messages: a model, a folder of models (their paths), or neither. */
@@ -172,10 +189,10 @@ export async function describeFolder(dir: string): Promise<{ kind: 'model' } | {
 }
 
 /** A child folder that is (a link to) the collection itself or one of its ancestors: a loop, not a model. */
-async function linksBack(child: string, collection: string): Promise<boolean> {
+async function linksBack(child: string, collectionReal: string): Promise<boolean> {
   try {
-    const [c, p] = await Promise.all([realpath(child), realpath(collection)]);
-    return c === p || p.startsWith(c.endsWith(sep) ? c : c + sep);
+    const c = await realpath(child);
+    return c === collectionReal || collectionReal.startsWith(c.endsWith(sep) ? c : c + sep);
   } catch {
     return false;
   }
@@ -184,6 +201,60 @@ async function linksBack(child: string, collection: string): Promise<boolean> {
 async function hasWeights(dir: string): Promise<boolean> {
   const { files, ggufs } = await safetensorsIn(dir);
   return files.length > 0 || ggufs.length > 0;
+}
+
+/** What a child of a collection is: a model file or folder (with its real path), a hub cache folder to look into, or nothing. */
+type Child = { kind: 'file' | 'folder'; real: string } | { kind: 'hub' } | null;
+
+/**
+ * Looks at one child of a collection whose real path is `dirReal`: one readdir for a folder, and a
+ * stat or realpath only where a symbolic link is involved (the real path of anything else is its
+ * parent's plus its name). Errors as discoverModels reports them for a child.
+ */
+async function lookAt(dir: string, dirReal: string, e: Dirent): Promise<Child> {
+  const path = join(dir, e.name);
+  const link = e.isSymbolicLink();
+  let isFile = e.isFile(), isDir = e.isDirectory();
+  if (link) {
+    try {
+      const st = await stat(path); // follows links; loops give ELOOP
+      isFile = st.isFile();
+      isDir = st.isDirectory();
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ELOOP' || code === 'ENOENT') return null; // broken or looping link among the children: not a model
+      throw inputFsError(err, path, 'path');
+    }
+  }
+  const real = async (plain: boolean, ...rel: string[]) => {
+    if (plain) return join(dirReal, ...rel);
+    try {
+      return await realpath(join(dir, ...rel));
+    } catch (err) {
+      throw inputFsError(err, path, 'model');
+    }
+  };
+  if (isFile && (e.name.endsWith('.safetensors') || e.name.endsWith(GGUF_EXT))) return { kind: 'file', real: await real(!link, e.name) };
+  if (!isDir || (link && (await linksBack(path, dirReal)))) return null;
+  const listing = await safetensorsIn(path);
+  if (listing.files.length || listing.ggufs.length) {
+    // A folder is keyed by the file that holds it, so `ft/t0` and `ft/t0/model.safetensors` meet.
+    const file = modelFileIn(listing);
+    return { kind: 'folder', real: await (file === undefined ? real(!link, e.name) : real(!link && listing.plain.has(file), e.name, file)) };
+  }
+  return hubCacheId(e.name) !== null ? { kind: 'hub' } : null;
+}
+
+/** f over xs with at most `limit` calls in flight; results (or errors) in the order of xs. */
+async function mapLimit<T, R>(xs: readonly T[], limit: number, f: (x: T) => Promise<R>): Promise<({ ok: true; value: R } | { ok: false; err: unknown })[]> {
+  const out = new Array<{ ok: true; value: R } | { ok: false; err: unknown }>(xs.length);
+  let next = 0;
+  const worker = async () => {
+    for (let i = next++; i < xs.length; i = next++)
+      out[i] = await f(xs[i]!).then((value) => ({ ok: true as const, value }), (err: unknown) => ({ ok: false as const, err }));
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, xs.length) }, worker));
+  return out;
 }
 
 function byName(a: string, b: string): number {
@@ -195,12 +266,12 @@ export async function discoverModels(inputs: string[], options: DiscoverOptions 
     throw new InputError('E_INPUT_NO_MODELS', 'Expected at least one model path but received none');
   const found: ModelRef[] = [];
   const seen = new Set<string>();
-  /** Adds the model at `path` unless already found; false when it is a duplicate. */
-  const add = async (path: string, kind: 'file' | 'folder', id?: string): Promise<void> => {
+  /** Adds the model at `path` unless already found (by its real path: `knownReal` where the caller has it). */
+  const add = async (path: string, kind: 'file' | 'folder', id?: string, knownReal?: string): Promise<void> => {
     let real: string;
     try {
       // A folder is keyed by the file that holds it, so `ft/t0` and `ft/t0/model.safetensors` meet.
-      real = await realpath(kind === 'file' ? path : ((await modelFileOf(path)) ?? path));
+      real = knownReal ?? await realpath(kind === 'file' ? path : ((await modelFileOf(path)) ?? path));
     } catch (err) {
       throw inputFsError(err, path, 'model');
     }
@@ -249,34 +320,30 @@ export async function discoverModels(inputs: string[], options: DiscoverOptions 
       continue;
     }
     if (await addCached(path)) continue;
-    let entries;
+    let entries, dirReal;
     try {
       entries = await readdir(path, { withFileTypes: true });
+      dirReal = await realpath(path);
     } catch (err) {
       throw inputFsError(err, path, 'folder');
     }
+    entries.sort((a, b) => byName(a.name, b.name));
+    // The children are looked at concurrently (one at a time, N model folders cost N times the
+    // file system's latency), then added in name order.
+    const looks = await mapLimit(entries, 32, (e) => lookAt(path, dirReal, e));
     // Models seen in this folder, found now or before (a folder given twice still holds its models).
     let models = 0;
-    for (const e of entries.sort((a, b) => byName(a.name, b.name))) {
+    for (const [i, e] of entries.entries()) {
       const childPath = join(path, e.name);
       await child(childPath, async () => {
-        let cst;
-        try {
-          cst = await stat(childPath); // follows links; loops give ELOOP
-        } catch (err) {
-          const code = (err as NodeJS.ErrnoException).code;
-          if (code === 'ELOOP' || code === 'ENOENT') return; // broken or looping link among the children: not a model
-          throw inputFsError(err, childPath, 'path');
-        }
-        if (cst.isFile() && (e.name.endsWith('.safetensors') || e.name.endsWith(GGUF_EXT))) {
+        const look = looks[i]!;
+        if (!look.ok) throw look.err;
+        const c = look.value;
+        if (c === null) return;
+        if (c.kind !== 'hub') {
           models++;
-          await add(childPath, 'file');
-        } else if (cst.isDirectory() && !(await linksBack(childPath, path))) {
-          if (await hasWeights(childPath)) {
-            models++;
-            await add(childPath, 'folder');
-          } else if (hubCacheId(e.name) !== null && (await addCached(childPath, true))) models++;
-        }
+          await add(childPath, c.kind, undefined, c.real);
+        } else if (await addCached(childPath, true)) models++;
       });
     }
     if (models === 0)
@@ -301,12 +368,14 @@ function uniqueIds(refs: ModelRef[]): ModelRef[] {
  * Opens every discovered model (a few headers at a time). With `onSkip`, a model that cannot be
  * read (isModelReadError) is passed there and left out; any other error, or any error without
  * `onSkip`, fails the whole call: with the error of the first failing model in `refs` order, so
- * the same inputs always give the same error. The result keeps the order of `refs`.
+ * the same inputs always give the same error. The result keeps the order of `refs`. `read` reads
+ * the safetensors headers (openModel).
  */
 export async function openModels(
   refs: ModelRef[],
   concurrency = 8,
   onSkip?: (ref: ModelRef, err: MotherError) => void,
+  read: HeaderReader = readHeader,
 ): Promise<Model[]> {
   const out: (Model | undefined)[] = new Array(refs.length);
   const failed: { index: number; err: unknown }[] = [];
@@ -316,7 +385,7 @@ export async function openModels(
     // Indexes are handed out in order, so after a fatal error every earlier model has been tried.
     for (let i = next++; i < refs.length && !fatal; i = next++) {
       try {
-        out[i] = await openModel(refs[i]!.path, refs[i]!.id);
+        out[i] = await openModel(refs[i]!.path, refs[i]!.id, read);
       } catch (err) {
         failed.push({ index: i, err });
         if (!onSkip || !isModelReadError(err)) fatal = true;

@@ -124,7 +124,8 @@ function makeModel(id: string, path: string, headers: RawHeader[], tensors: Map<
   return model;
 }
 
-async function listSafetensors(dir: string, ext = '.safetensors'): Promise<string[]> {
+/** The files of a folder ending in `ext` (links followed), sorted, and every name the folder holds. */
+async function listSafetensors(dir: string, ext = '.safetensors'): Promise<{ files: string[]; names: Set<string> }> {
   let entries;
   try {
     entries = await readdir(dir, { withFileTypes: true });
@@ -143,10 +144,13 @@ async function listSafetensors(dir: string, ext = '.safetensors'): Promise<strin
       }
     }
   }
-  return out.sort();
+  return { files: out.sort(), names: new Set(entries.map((e) => e.name)) };
 }
 
-async function openSharded(id: string, dir: string): Promise<Model> {
+/** Reads one safetensors header: readHeader, or a cache's (src/store/cache.ts). */
+export type HeaderReader = (file: string) => Promise<RawHeader>;
+
+async function openSharded(id: string, dir: string, read: HeaderReader): Promise<Model> {
   const indexPath = join(dir, INDEX_NAME);
   let index: unknown;
   try {
@@ -184,7 +188,7 @@ async function openSharded(id: string, dir: string): Promise<Model> {
       }
     }),
   );
-  const headers = await Promise.all(paths.map((p) => readHeader(p)));
+  const headers = await Promise.all(paths.map((p) => read(p)));
   // Duplicates first (over all shards), then agreement with the index, so each error says the root cause.
   const holder = new Map<string, string>();
   headers.forEach((h, k) => {
@@ -224,11 +228,12 @@ async function openSharded(id: string, dir: string): Promise<Model> {
 }
 
 /**
- * Opens a model (see the file comment for what a model is). `id` overrides the derived id.
+ * Opens a model (see the file comment for what a model is). `id` overrides the derived id; `read`
+ * reads the safetensors headers (a cache's reader skips unchanged files).
  * Errors: E_INPUT_NOT_FOUND, E_INPUT_UNREADABLE, E_INPUT_NO_MODELS (folder without safetensors),
  * E_INPUT_AMBIGUOUS (folder with several safetensors files and no index), E_SHARD_*, E_HEADER_*, E_IO_*.
  */
-export async function openModel(path: string, id?: string): Promise<Model> {
+export async function openModel(path: string, id?: string, read: HeaderReader = readHeader): Promise<Model> {
   const full = resolve(path);
   let st;
   try {
@@ -238,31 +243,32 @@ export async function openModel(path: string, id?: string): Promise<Model> {
   }
   if (st.isFile()) {
     if (full.endsWith(GGUF_EXT)) return openGguf(full, id ?? idFromGguf(full));
-    const h = await readHeader(full);
+    const h = await read(full);
     const tensors = new Map<string, TensorInfo>();
     addTensors(tensors, h);
     return makeModel(id ?? idFromFile(full), full, [h], tensors);
   }
   if (!st.isDirectory()) throw new InputError('E_INPUT_UNREADABLE', `model ${full} is neither a file nor a folder`, { file: full });
   const modelId = id ?? basename(full);
-  const files = await listSafetensors(full);
+  const { files, names } = await listSafetensors(full);
   let hasIndex = false;
   try {
-    hasIndex = (await stat(join(full, INDEX_NAME))).isFile();
+    // Only where the listing has one: a stat that fails costs an exception, per model folder.
+    hasIndex = names.has(INDEX_NAME) && (await stat(join(full, INDEX_NAME))).isFile();
   } catch {
     hasIndex = false;
   }
-  if (hasIndex) return openSharded(modelId, full);
+  if (hasIndex) return openSharded(modelId, full, read);
   const single = files.includes(SINGLE_NAME) ? SINGLE_NAME : files.length === 1 ? files[0]! : undefined;
   if (single) {
-    const h = await readHeader(join(full, single));
+    const h = await read(join(full, single));
     const tensors = new Map<string, TensorInfo>();
     addTensors(tensors, h);
     const adapter = single === ADAPTER_WEIGHTS && (await isFile(join(full, ADAPTER_CONFIG)));
     return makeModel(modelId, full, [h], tensors, adapter ? 'peft-adapter' : 'safetensors');
   }
   if (files.length === 0) {
-    const ggufs = await listSafetensors(full, GGUF_EXT);
+    const ggufs = (await listSafetensors(full, GGUF_EXT)).files;
     if (ggufs.length === 1) return openGguf(join(full, ggufs[0]!), modelId, full);
     if (ggufs.length > 1)
       throw new InputError('E_INPUT_AMBIGUOUS', `folder ${full} holds ${ggufs.length} .gguf files (${ggufs.slice(0, 4).join(', ')}): pass the files themselves`, { file: full });

@@ -19,6 +19,7 @@ import { createHash } from 'node:crypto';
 import { selectionKey, type StatsCache } from '../store/cache.js';
 import { AbortError } from '../errors.js';
 import { clusterFamilies, recoverGraph, relatedness } from '../graph/index.js';
+import { resolveGraphOptions } from '../graph/recover.js';
 import { sparseRecover, type SparseFamily } from '../graph/sparse.js';
 import type { FamilyResult, GraphOptions, GraphResult, TensorStats } from '../graph/types.js';
 import type { ArchitectureGroup } from '../io/catalogue.js';
@@ -49,8 +50,14 @@ export interface ScaleDiagnostics {
   /** Share of models whose recovered parent is among the sketch candidates (either way round). */
   candidateRecall: number | null;
   seconds: { sketch: number; candidates: number; exact: number; sparse: number };
-  /** With a cache: entries found and computed (sketches per model, results per exact family). */
-  cache?: { hits: { sketch: number; family: number }; misses: { sketch: number; family: number } };
+  /**
+   * With a cache: entries found and computed (sketches per model, results per exact family), and
+   * per file whether its header and content key were taken from the cache (stat unchanged).
+   */
+  cache?: {
+    hits: { sketch: number; family: number }; misses: { sketch: number; family: number };
+    headers: { trusted: number; parsed: number }; files: { trusted: number; hashed: number };
+  };
 }
 
 export interface ScaledGroup {
@@ -187,8 +194,10 @@ export async function recoverGroupScaled(group: ArchitectureGroup, options: Reco
   let exactFamilies = 0, sparseFamilies = 0, done = 0;
 
   // Exact families: their cache keys and hits first, so that a cluster gets every missing family at once.
+  // Keyed by the resolved options, so that a default given explicitly (bootstrap 50) finds the same entries.
+  const decided = JSON.stringify(resolveGraphOptions({ ...graphOptions, families: undefined }));
   const familyKeys = sketchFamilies.map((members) => members.length <= EXACT_FAMILY_MAX && keys
-    ? createHash('sha256').update(JSON.stringify([members.map((m) => keys[m]), graphOptions, options.method ?? null, options.distance ?? null])).digest('hex') : undefined);
+    ? createHash('sha256').update(JSON.stringify(members.map((m) => keys[m]))).update(decided).digest('hex') : undefined);
   const cachedFamilies = familyKeys.map((k) => (k ? store!.family<GraphResult>(k) : undefined));
   const prefetched = new Map<number[], Promise<FamilyGraph>>();
   if (remote) sketchFamilies.forEach((members, f) => {
@@ -266,7 +275,7 @@ export async function recoverGroupScaled(group: ArchitectureGroup, options: Reco
   const scale: ScaleDiagnostics = {
     mode: 'sketch', models: N, k: K, candidatePairs: pairSet.size, widened: cand.widened, thin: cand.thin.length,
     exactFamilies, sparseFamilies, candidateRecall: withParent ? hit / withParent : null, seconds,
-    ...(store ? { cache: { hits: { ...store.hits }, misses: { ...store.misses } } } : {}),
+    ...(store ? { cache: { hits: { ...store.hits }, misses: { ...store.misses }, headers: { ...store.headers }, files: { ...store.files } } } : {}),
   };
   return {
     graph: { parent, confidence, family, families, runnerUp, warnings },

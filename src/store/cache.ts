@@ -9,6 +9,8 @@
  *   family(key)  per sketch family: the exact pipeline's graph result over its members.
  *   candidates(key)  per tensor selection: the last candidate search (stats/sketch.ts,
  *                CandidateState), so that a run after adding models compares only those.
+ *   header(path) per safetensors file: its parsed header (tensor table in `layout`, shared by
+ *                files with the same table), trusted while the file's stat is the recorded one.
  * Keys are content keys: per file its size, mtime and a SHA-256 of its first 64 KiB (the header)
  * and 16 sampled stretches; a changed or truncated file gets a new key, so its entries are never
  * trusted (they are recomputed, and the stale ones are simply never read again). The hash of a
@@ -18,8 +20,11 @@
  */
 import { createHash } from 'node:crypto';
 import { closeSync, fstatSync, openSync, readSync, statSync, type BigIntStats } from 'node:fs';
+import { stat } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import type { ArchitectureGroup } from '../io/catalogue.js';
+import { readHeader } from '../io/model.js';
+import type { RawHeader, RawTensorEntry } from '../native.js';
 import type { CandidateState } from '../stats/sketch.js';
 
 const SCHEMA = 1;
@@ -79,6 +84,16 @@ function statRecord(st: BigIntStats): string {
   return `${st.size}:${st.mtimeNs}:${st.ctimeNs}:${st.ino}:${st.dev}`;
 }
 
+/** Now, in the nanoseconds of a stat's times: when a read began. */
+function nowNs(): bigint {
+  return BigInt(Date.now()) * 1000000n;
+}
+
+/** A stat taken before a read that began at `began` may stand for what was read (not racy). */
+function trustworthy(st: BigIntStats, began: bigint): boolean {
+  return st.ctimeNs <= began - BigInt(statTrust.racyMs) * 1000000n;
+}
+
 /** Key of the group's tensor selection (names, shapes, dtypes): sketches depend on it. */
 export function selectionKey(group: ArchitectureGroup): string {
   return createHash('sha256').update(JSON.stringify(group.tensors.map((t) => [t.name, t.shape]))).digest('hex').slice(0, 32);
@@ -88,10 +103,16 @@ export class StatsCache {
   private db: Db;
   private getSketch; private putSketch; private getFamily; private putFamily;
   private getStat; private putStat; private getCand; private putCand;
+  private getHeader; private putHeader; private getLayout; private putLayout;
+  /** Tensor tables read this run, by layout hash: files with one table share it. */
+  private layouts = new Map<string, RawTensorEntry[]>();
+  private pendingHeaders: { path: string; stat: string; header: RawHeader }[] = [];
   readonly hits = { sketch: 0, family: 0 };
   readonly misses = { sketch: 0, family: 0 };
   /** Files whose hash was taken from the filestat table (stat unchanged), and files hashed. */
   readonly files = { trusted: 0, hashed: 0 };
+  /** Safetensors headers taken from the cache (stat unchanged), and headers read from the file. */
+  readonly headers = { trusted: 0, parsed: 0 };
 
   constructor(readonly path: string) {
     const require = createRequire(import.meta.url);
@@ -104,6 +125,8 @@ export class StatsCache {
       CREATE TABLE IF NOT EXISTS family (key TEXT PRIMARY KEY, result TEXT NOT NULL);
       CREATE TABLE IF NOT EXISTS filestat (path TEXT PRIMARY KEY, stat TEXT NOT NULL, key TEXT NOT NULL);
       CREATE TABLE IF NOT EXISTS candidates (key TEXT PRIMARY KEY, state BLOB NOT NULL);
+      CREATE TABLE IF NOT EXISTS header (path TEXT PRIMARY KEY, stat TEXT NOT NULL, layout TEXT NOT NULL, head TEXT NOT NULL);
+      CREATE TABLE IF NOT EXISTS layout (hash TEXT PRIMARY KEY, tensors TEXT NOT NULL);
       INSERT OR IGNORE INTO meta VALUES ('schema', '${SCHEMA}');`);
     const v = (this.db.prepare("SELECT v FROM meta WHERE k = 'schema'").get() as { v: string }).v;
     if (v !== String(SCHEMA)) throw new Error(`${path}: cache schema ${v}, this version reads ${SCHEMA}; use a new cache file`);
@@ -115,6 +138,66 @@ export class StatsCache {
     this.putStat = this.db.prepare('INSERT OR REPLACE INTO filestat VALUES (?, ?, ?)');
     this.getCand = this.db.prepare('SELECT state FROM candidates WHERE key = ?');
     this.putCand = this.db.prepare('INSERT OR REPLACE INTO candidates VALUES (?, ?)');
+    this.getHeader = this.db.prepare('SELECT stat, layout, head FROM header WHERE path = ?');
+    this.putHeader = this.db.prepare('INSERT OR REPLACE INTO header VALUES (?, ?, ?, ?)');
+    this.getLayout = this.db.prepare('SELECT tensors FROM layout WHERE hash = ?');
+    this.putLayout = this.db.prepare('INSERT OR IGNORE INTO layout VALUES (?, ?)');
+  }
+
+  /**
+   * A safetensors header as readHeader gives it (validated natively), taken from the cache when
+   * the file's stat (size, mtime and ctime in nanoseconds, inode, device) is the one recorded with
+   * it, as fileKeys trusts hashes: a rewritten, truncated or replaced file is parsed again. The
+   * stat is taken before the read, so a change during the read leaves a record that the next run
+   * does not match; a file changed within statTrust.racyMs before the read is not recorded.
+   * Errors are never cached: a bad file fails with its own error every run. Parsed headers are
+   * recorded by commitHeaders().
+   */
+  async readHeader(path: string): Promise<RawHeader> {
+    const began = nowNs();  // before the stat: a change after it has a later ctime
+    let st: BigIntStats;
+    try {
+      st = await stat(path, { bigint: true });
+    } catch {
+      return readHeader(path);  // gone or unreadable: the reader's own error names it
+    }
+    const record = statRecord(st);
+    const row = this.getHeader.get(path) as { stat: string; layout: string; head: string } | undefined;
+    const tensors = row && row.stat === record ? this.layout(row.layout) : undefined;
+    if (row && tensors) {
+      this.headers.trusted++;
+      return { path, ...JSON.parse(row.head) as Omit<RawHeader, 'path' | 'tensors'>, tensors };
+    }
+    this.headers.parsed++;
+    const header = await readHeader(path);
+    if (trustworthy(st, began)) this.pendingHeaders.push({ path, stat: record, header });
+    return header;
+  }
+
+  private layout(hash: string): RawTensorEntry[] | undefined {
+    let tensors = this.layouts.get(hash);
+    if (!tensors) {
+      const row = this.getLayout.get(hash) as { tensors: string } | undefined;
+      if (!row) return undefined;
+      tensors = (JSON.parse(row.tensors) as [string, string, number[], number, number][]).map(([name, dtype, shape, begin, end]) => ({ name, dtype, shape, begin, end }));
+      this.layouts.set(hash, tensors);
+    }
+    return tensors;
+  }
+
+  /** Records the headers parsed since the last call, in one transaction. */
+  commitHeaders(): void {
+    const list = this.pendingHeaders;
+    this.pendingHeaders = [];
+    if (!list.length) return;
+    this.db.transaction(() => {
+      for (const { path, stat, header: h } of list) {
+        const tensors = JSON.stringify(h.tensors.map((t) => [t.name, t.dtype, t.shape, t.begin, t.end]));
+        const hash = createHash('sha256').update(tensors).digest('hex');
+        this.putLayout.run(hash, tensors);
+        this.putHeader.run(path, stat, hash, JSON.stringify({ fileSize: h.fileSize, headerLength: h.headerLength, dataOffset: h.dataOffset, metadata: h.metadata }));
+      }
+    })();
   }
 
   /** Per model of the group: its content key (files + tensor selection). */
@@ -145,11 +228,11 @@ export class StatsCache {
         this.files.trusted++;
         continue;
       }
-      const began = BigInt(Date.now()) * 1000000n;
+      const began = nowNs();
       const h = hashFile(path);
       out.set(path, h.key);
       this.files.hashed++;
-      if (h.st.ctimeNs <= began - BigInt(statTrust.racyMs) * 1000000n) record.push([path, statRecord(h.st), h.key]);
+      if (trustworthy(h.st, began)) record.push([path, statRecord(h.st), h.key]);
     }
     if (record.length) this.db.transaction((rows: typeof record) => { for (const r of rows) this.putStat.run(...r); })(record);
     return out;
