@@ -160,11 +160,13 @@ async function best(runs, fn) {
 }
 
 // The same for several ways of doing one thing, called in turn in every round, so that a change
-// in the machine's load hits every way alike (this machine is shared): one result per way.
+// in the machine's load hits every way alike (this machine is shared), each round starting one
+// further along (no way always runs right after the same other one): one result per way.
 async function bestInterleaved(rounds, fns) {
   const out = fns.map(() => ({ wall: Infinity, cpu: Infinity, value: undefined }));
   for (let r = 0; r < rounds; r++)
-    for (let i = 0; i < fns.length; i++) {
+    for (let j = 0; j < fns.length; j++) {
+      const i = (r + j) % fns.length;
       const c0 = process.cpuUsage(), t0 = process.hrtime.bigint();
       const value = await fns[i]();
       const c = process.cpuUsage(c0), wall = Number(process.hrtime.bigint() - t0) / 1e9;
