@@ -533,12 +533,14 @@ describe('files changing while being read', () => {
       tensors: [{ name: 'big', rows: 1024, cols: 1024, sources: models.map((m) => ({ file: m.files[0]!, offset: m.tensors.get('big')!.offset, dtype: 'F32' as const })) }],
       models: 3, kurtosis: true, sumsq: true, sumabs: false, maxabs: false, dot: false, rank: false, perTensor: false, chunkBytes: 3 * 4 * 16,
     };
+    // MOTHER_MMAP=1: a job with pairwise sums reads with pread unless told to map (docs/robustness.md).
+    process.env.MOTHER_MMAP = '1';
     const e = await runJob(job, {
       backend: 'cpu', threads: 1,
       onProgress: (done, total) => {
         if (!truncated && done > 0 && done < total / 2) { truncated = true; spawnSync('truncate', ['-s', '4096', files[2]!]); }
       },
-    }).then(() => null, (x: unknown) => x as MotherError);
+    }).then(() => null, (x: unknown) => x as MotherError).finally(() => { delete process.env.MOTHER_MMAP; });
     expect(truncated).toBe(true);
     expect(e).toBeInstanceOf(ModelIOError);
     expect(e!.code).toBe('E_IO_TRUNCATED');
@@ -571,12 +573,13 @@ describe('files changing while mapped (4 threads)', () => {
     const victim = join(a, 'm3.safetensors');
     const expected = await recover([b], { backend: 'cpu', bootstrap: 0, threads: 4 });
     let cut = false;
+    process.env.MOTHER_MMAP = '1';  // through the mapping (recover()'s pairwise jobs read with pread by default)
     const r = await recover([a], {
       backend: 'cpu', bootstrap: 0, threads: 4,
       onProgress: (ev) => {
         if (!cut && ev.stage === 'statistics' && ev.done < ev.total) { cut = true; truncateSync(victim, 0); }
       },
-    });
+    }).finally(() => { delete process.env.MOTHER_MMAP; });
     expect(cut).toBe(true);
     expect(r.diagnostics.skippedModels).toEqual([{ path: victim, code: 'E_IO_TRUNCATED', message: expect.stringContaining(victim) }]);
     const norm = (x: unknown, d: string) => JSON.parse(JSON.stringify(x).replaceAll(d, '<dir>'));
