@@ -130,7 +130,11 @@ export interface StatsResult {
   threads: number;
   bytesRead: number;
   seconds: number;
-  /** How the CPU runner read the files: memory-mapped, with pread, or both (absent: not reported). */
+  /**
+   * How the CPU runner read the files: memory-mapped, with pread, or both (absent: not reported).
+   * By default only moments-only jobs (kurtosis without pairwise sums) map; jobs that copy every
+   * byte read with pread, without a note. MOTHER_MMAP=1 maps every job, MOTHER_MMAP=0 none.
+   */
   io?: 'mmap' | 'pread' | 'mmap+pread';
   /** Why files were read with pread instead of a mapping (a filesystem refusing mmap, MOTHER_MMAP=0). */
   ioNotes?: string[];
