@@ -4,8 +4,9 @@
 // size: the LoRA-style rank-16 pair), stats (computeStats, the real path: N F32 safetensors files in
 // the page cache; pairwise sums at 1 and 2 threads, kurtosis-only vs read bandwidth and vs plain
 // pread of the same files, the rank pass at 1 and 2 threads). The stats section runs kurtosis and
-// sumsq both ways in the same run: through the mapping (the default) and with MOTHER_MMAP=0 (pread
-// into staging buffers), each against the read bandwidth measured next to it. --addon runs another build (e.g. an
+// sumsq both ways in the same run: through the mapping (the default for kurtosis; MOTHER_MMAP=1 for
+// sumsq, whose jobs read with pread by default) and with MOTHER_MMAP=0 (pread into staging
+// buffers), kurtosis against the read bandwidth measured next to it. --addon runs another build (e.g. an
 // older one kept aside) for before/after numbers on the same machine. Every timed number is the
 // best of several runs; CPU seconds (process.cpuUsage) are printed too, because this machine's
 // 2 cores are shared and wall-clock time under load says more about the neighbours than the code.
@@ -152,16 +153,28 @@ async function main() {
 }
 
 // ---- timing helpers ----------------------------------------------------------------------------
+// The fastest of `runs` calls: its wall time and value (e.g. the runner's own seconds), and the
+// least CPU time of any call.
 async function best(runs, fn) {
-  let wall = Infinity, cpu = Infinity, value;
-  for (let r = 0; r < runs; r++) {
-    const c0 = process.cpuUsage(), t0 = process.hrtime.bigint();
-    value = await fn();
-    const c = process.cpuUsage(c0);
-    wall = Math.min(wall, Number(process.hrtime.bigint() - t0) / 1e9);
-    cpu = Math.min(cpu, (c.user + c.system) / 1e6);
-  }
-  return { wall, cpu, value };
+  const [t] = await bestInterleaved(runs, [fn]);
+  return t;
+}
+
+// The same for several ways of doing one thing, called in turn in every round, so that a change
+// in the machine's load hits every way alike (this machine is shared), each round starting one
+// further along (no way always runs right after the same other one): one result per way.
+async function bestInterleaved(rounds, fns) {
+  const out = fns.map(() => ({ wall: Infinity, cpu: Infinity, value: undefined }));
+  for (let r = 0; r < rounds; r++)
+    for (let j = 0; j < fns.length; j++) {
+      const i = (r + j) % fns.length;
+      const c0 = process.cpuUsage(), t0 = process.hrtime.bigint();
+      const value = await fns[i]();
+      const c = process.cpuUsage(c0), wall = Number(process.hrtime.bigint() - t0) / 1e9;
+      if (wall < out[i].wall) Object.assign(out[i], { wall, value });
+      out[i].cpu = Math.min(out[i].cpu, (c.user + c.system) / 1e6);
+    }
+  return out;
 }
 
 function gaussian(seed) {
@@ -230,9 +243,9 @@ async function statsBench() {
       threads, ...flags,
     });
     const stats = (j) => addon.computeStats(j, null, new addon.CancelToken());
-    // io: 'mmap' (the default) or 'pread' (MOTHER_MMAP=0, read by the runner at each job).
+    // io: 'mmap' (MOTHER_MMAP=1: every job mapped) or 'pread' (MOTHER_MMAP=0), read by the runner at each job.
     const statsVia = async (io, j) => {
-      if (io === 'pread') process.env.MOTHER_MMAP = '0';
+      process.env.MOTHER_MMAP = io === 'pread' ? '0' : '1';
       try {
         const r = await stats(j);
         if (r.io && r.io !== io) throw new Error(`asked for ${io}, the runner used ${r.io}`);
@@ -244,31 +257,43 @@ async function statsBench() {
     await stats(job(1, { kurtosis: true }));  // page cache warm
     const pairEls = (N * (N - 1)) / 2 * n;
     console.log(`computeStats pairwise, N = ${N} x ${n / (1 << 20)}M F32 params (${bytes >> 20} MiB in page cache), G pair-elements/s (best of 5):`);
-    for (const metric of ['sumsq', 'sumabs', 'maxabs'])
-      for (const threads of [1, 2]) {
-        const t = await best(5, () => stats(job(threads, { [metric]: true })));
-        console.log(`  ${metric.padEnd(7)} ${threads} thread${threads > 1 ? 's' : ' '}: ${(pairEls / t.value.seconds / 1e9).toFixed(2).padStart(6)} G/s ` +
-          `(${t.value.seconds.toFixed(3)} s; ${t.cpu.toFixed(3)} cpu-s, ${(pairEls / t.cpu / 1e9).toFixed(1)} G per cpu-s)`);
-      }
+    const pairLine = (label, t) => console.log(`  ${label}: ${(pairEls / t.value.seconds / 1e9).toFixed(2).padStart(6)} G/s ` +
+      `(${t.value.seconds.toFixed(3)} s; ${t.cpu.toFixed(3)} cpu-s, ${(pairEls / t.cpu / 1e9).toFixed(1)} G per cpu-s)`);
+    const thr = (threads) => `${threads} thread${threads > 1 ? 's' : ' '}`;
+    for (const metric of ['sumabs', 'maxabs'])
+      for (const threads of [1, 2]) pairLine(`${metric.padEnd(7)} ${thr(threads)}`, await best(5, () => stats(job(threads, { [metric]: true }))));
+    // sumsq mapped (MOTHER_MMAP=1) and with pread (MOTHER_MMAP=0, as jobs with pairwise sums read by
+    // default), in turn (best of 9 rounds).
     for (const threads of [1, 2]) {
-      const t = await best(5, () => statsVia('pread', job(threads, { sumsq: true })));
-      console.log(`  sumsq   ${threads} thread${threads > 1 ? 's' : ' '}, pread (MOTHER_MMAP=0): ${(pairEls / t.value.seconds / 1e9).toFixed(2).padStart(6)} G/s ` +
-        `(${t.value.seconds.toFixed(3)} s; ${t.cpu.toFixed(3)} cpu-s)`);
+      const [m, p] = await bestInterleaved(9, [() => statsVia('mmap', job(threads, { sumsq: true })), () => statsVia('pread', job(threads, { sumsq: true }))]);
+      results[`stats/sumsq mmap/pread ${threads}t`] = p.value.seconds / m.value.seconds;
+      pairLine(`sumsq   ${thr(threads)}, mapped (MOTHER_MMAP=1)`, m);
+      pairLine(`sumsq   ${thr(threads)}, pread (the default) `, p);
     }
 
     // Kurtosis only: the yardstick is the streaming read of an in-memory buffer of the same size
     // (kernels.readBandwidth), and, closer to what is possible, plain pread of the same files
     // (page cache -> user copy, which a no-mmap reader cannot avoid).
-    console.log(`\ncomputeStats kurtosis only, ${bytes >> 20} MiB F32 in page cache (best of 5), mapped vs pread, each next to its own readBandwidth:`);
-    for (const threads of [1, 2])
-      for (const io of ['mmap', 'pread']) {
-        const bw = kernels.readBandwidth(bytes, threads, 5);
-        const t = await best(5, () => statsVia(io, job(threads, { kurtosis: true })));
-        const gbs = bytes / t.value.seconds / 1e9;
-        results[`stats/kurtosis ${io} ${threads}t`] = gbs / bw;
-        console.log(`  ${threads} thread${threads > 1 ? 's' : ' '} ${io.padEnd(5)}: ${gbs.toFixed(2)} GB/s = ${(100 * gbs / bw).toFixed(0)}% of readBandwidth ${bw.toFixed(1)} GB/s ` +
+    // Where the AVX-512 moments body defaults to 256-bit registers (AMD Zen 4), the 512-bit body
+    // (the default before) is run too, mapped, for a before/after in the same run.
+    const width = kernels.momentsWidth?.() ?? 512;  // an older --addon has no switch
+    const ways = [['mmap', 0], ['pread', 0], ...(addon.capabilities().isa === 'avx512' && width === 256 ? [['mmap', 512]] : [])];
+    console.log(`\ncomputeStats kurtosis only, ${bytes >> 20} MiB F32 in page cache, mapped vs pread vs readBandwidth, ` +
+      `in turn (best of 9 rounds; moments body: ${width}-bit registers):`);
+    for (const threads of [1, 2]) {
+      let bwBest = 0;  // the highest readBandwidth of the rounds
+      const [, ...ts] = await bestInterleaved(9, [() => { bwBest = Math.max(bwBest, kernels.readBandwidth(bytes, threads, 1)); }, ...ways.map(([io, bits]) => async () => {
+        if (bits) kernels.momentsWidth(bits);
+        try { return await statsVia(io, job(threads, { kurtosis: true })); } finally { if (bits) kernels.momentsWidth(0); }
+      })]);
+      console.log(`  ${thr(threads)} readBandwidth: ${bwBest.toFixed(1)} GB/s`);
+      ways.forEach(([io, bits], i) => {
+        const t = ts[i], gbs = bytes / t.value.seconds / 1e9, label = bits ? `${io}, ${bits}-bit body` : io;
+        results[`stats/kurtosis ${label} ${threads}t`] = gbs / bwBest;
+        console.log(`  ${thr(threads)} ${label.padEnd(5)}: ${gbs.toFixed(2)} GB/s = ${(100 * gbs / bwBest).toFixed(0)}% of readBandwidth ` +
           `(${t.cpu.toFixed(3)} cpu-s, ${(bytes / t.cpu / 1e9).toFixed(1)} GB per cpu-s)`);
-      }
+      });
+    }
     // The same bytes written in 64 KiB pieces (as a downloader might): the page cache then holds
     // small folios, each mapped by 4 KiB page-table entries, and the mapping's edge shrinks.
     const small = files.map((f, k) => {

@@ -1,4 +1,5 @@
-// Peak RSS of computeStats through the mapping against pread (MOTHER_MMAP=0), in one run.
+// Peak RSS of computeStats through the mapping (MOTHER_MMAP=1: every job mapped, also those with
+// pairwise sums, which read with pread by default) against pread (MOTHER_MMAP=0), in one run.
 //   node bench/mmap-rss.js [--reps 2] [--addon PATH] [--json FILE]
 // Per case (N models of one F32 tensor, written here so they are in the page cache), one child
 // process per (mode, repetition), the modes interleaved so that the machine's load hits both

@@ -99,6 +99,7 @@ Napi::Value Capabilities(const Napi::CallbackInfo& info) {
   o.Set("features", cpu_features());
   o.Set("arch", arch_name());
   o.Set("hardwareThreads", Napi::Number::New(env, std::max(1u, std::thread::hardware_concurrency())));
+  o.Set("momentsWidth", Napi::Number::New(env, moments_width()));
   return o;
 }
 
@@ -313,6 +314,20 @@ Napi::Value ReadBandwidthFn(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, read_bandwidth_gbs(bytes, unsigned(threads), unsigned(passes)));
 }
 
+// momentsWidth(bits?: 256 | 512 | 0) -> the width in use before the call. With bits, sets the
+// register width of the AVX-512 moments body for the whole process (0: this CPU's default);
+// for benches and tests comparing the two bodies.
+Napi::Value MomentsWidthFn(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const unsigned before = moments_width();
+  if (info.Length() > 0 && !info[0].IsUndefined()) {
+    const size_t bits = get_index(env, info[0], "momentsWidth: bits", 512);
+    if (bits != 0 && bits != 256 && bits != 512) type_error(env, "momentsWidth: bits must be 256, 512 or 0");
+    set_moments_width(unsigned(bits));
+  }
+  return Napi::Number::New(env, before);
+}
+
 }  // namespace
 
 void InitKernels(Napi::Env env, Napi::Object exports) {
@@ -325,6 +340,7 @@ void InitKernels(Napi::Env env, Napi::Object exports) {
   k.Set("convert", Napi::Function::New(env, ConvertFn, "convert"));
   k.Set("dequantize", Napi::Function::New(env, DequantizeFn, "dequantize"));
   k.Set("readBandwidth", Napi::Function::New(env, ReadBandwidthFn, "readBandwidth"));
+  k.Set("momentsWidth", Napi::Function::New(env, MomentsWidthFn, "momentsWidth"));
   exports.Set("kernels", k);
 }
 

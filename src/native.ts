@@ -130,7 +130,11 @@ export interface StatsResult {
   threads: number;
   bytesRead: number;
   seconds: number;
-  /** How the CPU runner read the files: memory-mapped, with pread, or both (absent: not reported). */
+  /**
+   * How the CPU runner read the files: memory-mapped, with pread, or both (absent: not reported).
+   * By default only moments-only jobs (kurtosis without pairwise sums) map; jobs that copy every
+   * byte read with pread, without a note. MOTHER_MMAP=1 maps every job, MOTHER_MMAP=0 none.
+   */
   io?: 'mmap' | 'pread' | 'mmap+pread';
   /** Why files were read with pread instead of a mapping (a filesystem refusing mmap, MOTHER_MMAP=0). */
   ioNotes?: string[];
@@ -171,6 +175,8 @@ export interface Capabilities {
   features: string;
   arch: string;
   hardwareThreads: number;
+  /** Register width of the AVX-512 float32 moments body (256 on AMD Zen 4, else 512); CPU addon only. */
+  momentsWidth?: number;
 }
 
 /** Low-level synchronous kernels on small in-memory buffers: for tests and diagnostics only. */
@@ -191,6 +197,8 @@ export interface KernelExports {
   spectralEntropy(a: Uint8Array, b: Uint8Array | null, rows: number, cols: number, dtype: ComputeDType, isa?: string): number;
   /** Streaming read bandwidth of this machine in GB/s (sum over a buffer of `bytes`). */
   readBandwidth(bytes: number, threads?: number, passes?: number): number;
+  /** Sets the AVX-512 moments body's register width for the process (0: this CPU's default); returns the previous one. */
+  momentsWidth(bits?: 0 | 256 | 512): number;
   convert(data: Uint8Array, dtype: ComputeDType, to: 'f32' | 'f64'): Float32Array | Float64Array;
   /** Whole storage blocks of a ggml block type (or of a plain type) -> float32 (cpu/dequant.cc). */
   dequantize(data: Uint8Array, type: SourceDType): Float32Array;

@@ -517,36 +517,40 @@ describe('files changing while being read', () => {
     expect(e!.file).toBe(victim);
   });
 
-  it('truncated in the middle of the statistics pass: E_IO_TRUNCATED, no crash', async () => {
-    const d = join(dir, 'mid-read');
-    await mkdir(d);
-    // 3 models x 4 MiB read 16 elements at a time by one thread: tens of thousands of small reads,
-    // so progress events arrive while most of the bytes are still to be read.
-    const files: string[] = [];
-    for (let k = 0; k < 3; k++) {
-      const w = await writeSafetensors(join(d, `m${k}.safetensors`), [{ name: 'big', dtype: 'F32', shape: [1024, 1024], data: new Uint8Array(1024 * 1024 * 4).fill(k + 1) }]);
-      files.push(w.path);
+  it('truncated in the middle of the statistics pass: E_IO_TRUNCATED, no crash (mapped and pread)', async () => {
+    // MOTHER_MMAP=1: through the mapping; unset: a job with pairwise sums reads with pread.
+    for (const mmap of ['1', undefined]) {
+      const d = join(dir, `mid-read-${mmap ?? 'default'}`);
+      await mkdir(d);
+      // 3 models x 4 MiB read 16 elements at a time by one thread: tens of thousands of small reads,
+      // so progress events arrive while most of the bytes are still to be read.
+      const files: string[] = [];
+      for (let k = 0; k < 3; k++) {
+        const w = await writeSafetensors(join(d, `m${k}.safetensors`), [{ name: 'big', dtype: 'F32', shape: [1024, 1024], data: new Uint8Array(1024 * 1024 * 4).fill(k + 1) }]);
+        files.push(w.path);
+      }
+      const models = await Promise.all(files.map((f) => openModel(f)));
+      let truncated = false;
+      const job = {
+        tensors: [{ name: 'big', rows: 1024, cols: 1024, sources: models.map((m) => ({ file: m.files[0]!, offset: m.tensors.get('big')!.offset, dtype: 'F32' as const })) }],
+        models: 3, kurtosis: true, sumsq: true, sumabs: false, maxabs: false, dot: false, rank: false, perTensor: false, chunkBytes: 3 * 4 * 16,
+      };
+      if (mmap) process.env.MOTHER_MMAP = mmap;
+      const e = await runJob(job, {
+        backend: 'cpu', threads: 1,
+        onProgress: (done, total) => {
+          if (!truncated && done > 0 && done < total / 2) { truncated = true; spawnSync('truncate', ['-s', '4096', files[2]!]); }
+        },
+      }).then(() => null, (x: unknown) => x as MotherError).finally(() => { delete process.env.MOTHER_MMAP; });
+      expect(truncated).toBe(true);
+      expect(e).toBeInstanceOf(ModelIOError);
+      expect(e!.code).toBe('E_IO_TRUNCATED');
+      expect(e!.file).toBe(files[2]);
+      expect(e!.tensor).toBe('big');
+      expect(e!.message).toMatch(/truncated or replaced while being read/);
+      // Mapped: the access past the new end faulted and the guard caught it; pread: a short read.
+      expect(e!.message).toMatch(mmap ? /ends at byte 4096 but byte \d+ was needed/ : /ends at byte \d+ but \d+ bytes were expected/);
     }
-    const models = await Promise.all(files.map((f) => openModel(f)));
-    let truncated = false;
-    const job = {
-      tensors: [{ name: 'big', rows: 1024, cols: 1024, sources: models.map((m) => ({ file: m.files[0]!, offset: m.tensors.get('big')!.offset, dtype: 'F32' as const })) }],
-      models: 3, kurtosis: true, sumsq: true, sumabs: false, maxabs: false, dot: false, rank: false, perTensor: false, chunkBytes: 3 * 4 * 16,
-    };
-    const e = await runJob(job, {
-      backend: 'cpu', threads: 1,
-      onProgress: (done, total) => {
-        if (!truncated && done > 0 && done < total / 2) { truncated = true; spawnSync('truncate', ['-s', '4096', files[2]!]); }
-      },
-    }).then(() => null, (x: unknown) => x as MotherError);
-    expect(truncated).toBe(true);
-    expect(e).toBeInstanceOf(ModelIOError);
-    expect(e!.code).toBe('E_IO_TRUNCATED');
-    expect(e!.file).toBe(files[2]);
-    expect(e!.tensor).toBe('big');
-    expect(e!.message).toMatch(/truncated or replaced while being read/);
-    // Read through the mapping: the access past the new end faulted and the guard caught it.
-    expect(e!.message).toMatch(/ends at byte 4096 but byte \d+ was needed/);
   });
 });
 
@@ -571,12 +575,13 @@ describe('files changing while mapped (4 threads)', () => {
     const victim = join(a, 'm3.safetensors');
     const expected = await recover([b], { backend: 'cpu', bootstrap: 0, threads: 4 });
     let cut = false;
+    process.env.MOTHER_MMAP = '1';  // through the mapping (recover()'s pairwise jobs read with pread by default)
     const r = await recover([a], {
       backend: 'cpu', bootstrap: 0, threads: 4,
       onProgress: (ev) => {
         if (!cut && ev.stage === 'statistics' && ev.done < ev.total) { cut = true; truncateSync(victim, 0); }
       },
-    });
+    }).finally(() => { delete process.env.MOTHER_MMAP; });
     expect(cut).toBe(true);
     expect(r.diagnostics.skippedModels).toEqual([{ path: victim, code: 'E_IO_TRUNCATED', message: expect.stringContaining(victim) }]);
     const norm = (x: unknown, d: string) => JSON.parse(JSON.stringify(x).replaceAll(d, '<dir>'));

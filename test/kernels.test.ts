@@ -119,6 +119,28 @@ describe('moments', () => {
     }
   });
 
+  it('F32 at both register widths of the AVX-512 body (256 and 512), NaN/Inf in every lane position', () => {
+    const r = rng(13);
+    const before = kernels.momentsWidth();
+    expect([256, 512]).toContain(before);
+    try {
+      for (const width of [256, 512] as const) {
+        kernels.momentsWidth(width);
+        expect(kernels.momentsWidth()).toBe(width);
+        for (const len of [...LENGTHS, 4096 * 3 + 29]) {
+          const vals = Array.from({ length: len }, () => 1e4 + r.gauss() * (r.uniform() < 0.01 ? 10 : 1));
+          if (len > 40) for (let i = len % 7; i < len; i += 37) vals[i] = [NaN, Infinity, -Infinity][i % 3]!;
+          const { bytes, decoded } = encode(vals, 'F32');
+          for (const isa of ISAS) expectMoments(kernels.moments(bytes, 'F32', isa), decoded);
+        }
+      }
+    } finally {
+      kernels.momentsWidth(0);
+    }
+    expect(kernels.momentsWidth()).toBe(before);
+    expect(() => kernels.momentsWidth(128 as 256)).toThrow(/256, 512 or 0/);
+  });
+
   it('constant data and too few values give kurtosis NaN', () => {
     for (const isa of ISAS) {
       for (const dtype of DTYPES) {

@@ -3,7 +3,8 @@
  * mapping gives the same bits as pread for every format; a file truncated to zero while 4 threads
  * read it fails that job with E_IO_TRUNCATED and nothing else; SIGBUS that is not ours still goes
  * to Node's listener or the default action; peak RSS stays bounded; MOTHER_MMAP=0 (and files that
- * cannot be mapped) fall back to pread with a note in the result.
+ * cannot be mapped) fall back to pread with a note in the result. By default only the moments-only
+ * pass maps its files (jobs that copy every byte read with pread); MOTHER_MMAP=1 maps every job's.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
@@ -22,17 +23,56 @@ afterAll(async () => { await removeTempDir(dir); });
 type Job = Omit<StatsJob, 'threads' | 'device'>;
 const base = { kurtosis: false, sumsq: false, sumabs: false, maxabs: false, dot: false, rank: false, perTensor: true };
 
-/** Runs the job with mapped reads (the default) and with MOTHER_MMAP=0 (pread). */
-async function bothWays(job: Job, threads = 2): Promise<{ mapped: StatsResult; plain: StatsResult }> {
-  const mapped = await runJob(job, { backend: 'cpu', threads });
-  process.env.MOTHER_MMAP = '0';
+/** MOTHER_MMAP for the calls of `fn` (undefined: unset), restored after. */
+async function withMmap<T>(value: string | undefined, fn: () => Promise<T>): Promise<T> {
+  const before = process.env.MOTHER_MMAP;
+  if (value === undefined) delete process.env.MOTHER_MMAP;
+  else process.env.MOTHER_MMAP = value;
   try {
-    const plain = await runJob(job, { backend: 'cpu', threads });
-    return { mapped, plain };
+    return await fn();
   } finally {
-    delete process.env.MOTHER_MMAP;
+    if (before === undefined) delete process.env.MOTHER_MMAP;
+    else process.env.MOTHER_MMAP = before;
   }
 }
+
+/** Runs the job with mapped reads (MOTHER_MMAP=1: every pass, pairwise jobs included) and with MOTHER_MMAP=0 (pread). */
+async function bothWays(job: Job, threads = 2): Promise<{ mapped: StatsResult; plain: StatsResult }> {
+  const mapped = await withMmap('1', () => runJob(job, { backend: 'cpu', threads }));
+  const plain = await withMmap('0', () => runJob(job, { backend: 'cpu', threads }));
+  return { mapped, plain };
+}
+
+// Jobs with pairwise sums (or only rank/spectrum passes) copy every byte they read, and read with
+// pread unless MOTHER_MMAP=1; the tests of the mapped paths below set it for the whole describe.
+function mapEveryJob() {
+  let before: string | undefined;
+  beforeAll(() => { before = process.env.MOTHER_MMAP; process.env.MOTHER_MMAP = '1'; });
+  afterAll(() => { if (before === undefined) delete process.env.MOTHER_MMAP; else process.env.MOTHER_MMAP = before; });
+}
+
+describe('which jobs are mapped by default', () => {
+  it('the moments-only pass reads the mapping; jobs that copy every byte read with pread, without a note', async () => {
+    const { tensors } = await writeJobModels(dir, 'policy', 3, [{ name: 'w', shape: [256, 64] }],
+      (_t, k) => randomValues(256 * 64, 20 + k), () => 'F32');
+    const job: Job = { ...base, tensors, models: 3 };
+    await withMmap(undefined, async () => {
+      const k = await runJob({ ...job, kurtosis: true }, { backend: 'cpu', threads: 2 });
+      expect(k.io).toBe('mmap');
+      for (const flags of [{ kurtosis: true, sumsq: true }, { dot: true }, { rank: true }]) {
+        const r = await runJob({ ...job, ...flags }, { backend: 'cpu', threads: 2 });
+        expect(r.io).toBe('pread');
+        expect(r.ioNotes).toBeUndefined();
+      }
+    });
+    // MOTHER_MMAP=1 maps them too, with the same bits.
+    const pairwise = { ...job, kurtosis: true, sumsq: true };
+    const byDefault = await withMmap(undefined, () => runJob(pairwise, { backend: 'cpu', threads: 2 }));
+    const forced = await withMmap('1', () => runJob(pairwise, { backend: 'cpu', threads: 2 }));
+    expect(forced.io).toBe('mmap');
+    expect(numbers(forced)).toEqual(numbers(byDefault));
+  });
+});
 
 const numbers = (r: StatsResult) => {
   const { backend, isa, threads, bytesRead, seconds, io, ioNotes, ...rest } = r;
@@ -41,6 +81,7 @@ const numbers = (r: StatsResult) => {
 };
 
 describe('mapped reads', () => {
+  mapEveryJob();
   it('give the same bits as pread: F64/F32/F16/BF16, every statistic, rank and spectrum passes', async () => {
     const specs = [{ name: 'a', shape: [48, 40] }, { name: 'b', shape: [33] }, { name: 'c', shape: [64, 72] }, { name: 'd', shape: [7, 5] }];
     const dtypes = ['F64', 'F32', 'F16', 'BF16'] as const;
@@ -112,6 +153,7 @@ describe('mapped reads', () => {
 });
 
 describe('a file truncated while mapped', () => {
+  mapEveryJob();
   it('truncated to zero while 4 threads read it: E_IO_TRUNCATED for it, the process lives, the others are unchanged', async () => {
     const rows = 2048, cols = 1024, N = 6;
     const { tensors, files } = await writeJobModels(dir, 'zero', N, [{ name: 'big', shape: [rows, cols] }],

@@ -13,6 +13,7 @@ namespace {
 struct Probe {
   Isa best = Isa::Scalar;
   std::string features;
+  bool zen4 = false;  // AMD family 19h: 512-bit operations run as two 256-bit halves
 };
 
 #if MOTHER_X86
@@ -66,6 +67,11 @@ Probe probe() {
   if (sse2) p.best = Isa::SSE2;
   if (os_ymm && avx && avx2 && fma && f16c) p.best = Isa::AVX2;
   if (p.best == Isa::AVX2 && os_zmm && f && bw && vl && dq) p.best = Isa::AVX512;
+  unsigned vendor[3];
+  __cpuid(0, a, vendor[0], vendor[2], vendor[1]);
+  __cpuid(1, a, b, c, d);
+  const unsigned family = ((a >> 8) & 0xF) == 0xF ? 0xF + ((a >> 20) & 0xFF) : (a >> 8) & 0xF;
+  p.zen4 = std::string(reinterpret_cast<const char*>(vendor), 12) == "AuthenticAMD" && family == 0x19;
 #elif defined(__aarch64__)
   // Only the scalar bodies exist for arm64 so far (the compiler may still auto-vectorise them).
   p.features = "neon";
@@ -113,6 +119,7 @@ int rank_of(Isa isa) {
 }
 
 std::atomic<const KernelTable*> g_active{nullptr};
+std::atomic<unsigned> g_moments_width{0};  // 0: the default for this CPU
 
 }  // namespace
 
@@ -151,5 +158,11 @@ const char* isa_name(Isa isa) {
 }
 
 const char* cpu_features() { return probed().features.c_str(); }
+
+unsigned moments_width() {
+  const unsigned w = g_moments_width.load(std::memory_order_relaxed);
+  return w ? w : probed().zen4 ? 256 : 512;
+}
+void set_moments_width(unsigned bits) { g_moments_width.store(bits == 256 || bits == 512 ? bits : 0, std::memory_order_relaxed); }
 
 }  // namespace mother::cpu

@@ -44,6 +44,12 @@ struct Moments {
 };
 Moments moments_f32(const float* x, size_t n);
 Moments moments_f64(const double* x, size_t n);
+// Register width of the AVX-512 float32 moments body (same sums, in another order): 256 on AMD
+// family 19h (Zen 4), which splits 512-bit operations in two halves and where 256-bit registers
+// are ~10% faster; 512 elsewhere. set_moments_width(256 | 512) overrides it, 0 restores the
+// default (benches and tests: kernels.momentsWidth).
+unsigned moments_width();
+void set_moments_width(unsigned bits);
 Moments merge(const Moments& a, const Moments& b);
 // Fisher (excess) kurtosis, biased: n*m4/m2^2 - 3, as scipy.stats.kurtosis defaults.
 // NaN when n < 2 or every finite value is equal (m2 == 0).

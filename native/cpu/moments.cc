@@ -164,10 +164,11 @@ void block_f64_sse2(const double* x, size_t n, double shift, double* s, uint64_t
 
 // ---- AVX2 + FMA: 4 doubles per vector ------------------------------------------------------------
 struct Acc4 { __m256d s1, s2, s3, s4; };
-MOTHER_AVX2_INLINE void acc_avx2(Acc4& a, __m256d d) {
+// fma_s2: d^2 goes into s2 by FMA, not an add (balances the add and FMA pipes: see the AVX-512 body).
+MOTHER_AVX2_INLINE void acc_avx2(Acc4& a, __m256d d, bool fma_s2 = false) {
   __m256d d2 = _mm256_mul_pd(d, d);
   a.s1 = _mm256_add_pd(a.s1, d);
-  a.s2 = _mm256_add_pd(a.s2, d2);
+  a.s2 = fma_s2 ? _mm256_fmadd_pd(d, d, a.s2) : _mm256_add_pd(a.s2, d2);
   a.s3 = _mm256_fmadd_pd(d2, d, a.s3);
   a.s4 = _mm256_fmadd_pd(d2, d2, a.s4);
 }
@@ -246,6 +247,14 @@ MOTHER_AVX512_INLINE void finish_avx512(const Acc8& a, const Acc8& b, double* s)
   s[3] += _mm512_reduce_add_pd(_mm512_add_pd(a.s4, b.s4));
 }
 
+// A fast body's block sums t join s only when finite: a NaN or Inf in the block makes them not,
+// and the block is then redone with the masked body (false).
+static bool add_if_finite(const double* t, double* s) {
+  if (!std::isfinite(t[0] + t[1] + t[2] + t[3])) return false;
+  for (int k = 0; k < 4; ++k) s[k] += t[k];
+  return true;
+}
+
 // Fast path: no per-element finiteness test. A NaN or Inf anywhere in the block makes the sums
 // non-finite, and only then is the block redone with the masked body below (finite inputs can
 // make the sums overflow only for |x - shift| > ~1e75, which the masked body handles the same).
@@ -276,13 +285,36 @@ MOTHER_AVX512 static bool block_f32_avx512_fast(const float* x, size_t n, double
   double t[4] = {0, 0, 0, 0};
   finish_avx512(a, b, t);
   finish_avx512(c, e, t);
-  if (!std::isfinite(t[0] + t[1] + t[2] + t[3])) return false;
-  for (int k = 0; k < 4; ++k) s[k] += t[k];
-  return true;
+  return add_if_finite(t, s);
+}
+
+// The same fast path on 256-bit registers (AVX-512VL for the masked tail): 32 values per step in
+// eight accumulator sets, half of them taking d^2 into s2 by FMA as above. Faster on cores that
+// run 512-bit operations as two 256-bit halves (AMD Zen 4: ~10% in cache and from memory; there
+// the 512-bit float->double conversion costs more than two 256-bit ones); see moments_width().
+MOTHER_AVX512 static bool block_f32_avx512_fast256(const float* x, size_t n, double shift, double* s) {
+  const __m256d sh = _mm256_set1_pd(shift), z = _mm256_setzero_pd();
+  Acc4 a[8];
+  for (Acc4& q : a) q = Acc4{z, z, z, z};
+  size_t i = 0;
+  for (; i + 32 <= n; i += 32)
+    for (int k = 0; k < 8; k += 2) {
+      acc_avx2(a[k], _mm256_sub_pd(_mm256_cvtps_pd(_mm_loadu_ps(x + i + 4 * k)), sh));
+      acc_avx2(a[k + 1], _mm256_sub_pd(_mm256_cvtps_pd(_mm_loadu_ps(x + i + 4 * k + 4)), sh), true);
+    }
+  for (; i + 4 <= n; i += 4) acc_avx2(a[0], _mm256_sub_pd(_mm256_cvtps_pd(_mm_loadu_ps(x + i)), sh));
+  if (i < n) {  // tail: masked-off lanes contribute exact zeros
+    const __mmask8 live = __mmask8((1u << (n - i)) - 1);
+    acc_avx2(a[1], _mm256_maskz_sub_pd(live, _mm256_cvtps_pd(_mm_maskz_loadu_ps(live, x + i)), sh));
+  }
+  double t[4] = {0, 0, 0, 0};
+  for (int k = 0; k < 8; k += 2) finish_avx2(a[k], a[k + 1], t);
+  return add_if_finite(t, s);
 }
 
 MOTHER_AVX512 void block_f32_avx512(const float* x, size_t n, double shift, double* s, uint64_t* finite) {
-  if (block_f32_avx512_fast(x, n, shift, s)) { *finite += n; return; }
+  const bool fast = moments_width() == 256 ? block_f32_avx512_fast256(x, n, shift, s) : block_f32_avx512_fast(x, n, shift, s);
+  if (fast) { *finite += n; return; }
   const __m512 inf = _mm512_set1_ps(INFINITY);
   const __m512d sh = _mm512_set1_pd(shift);
   Acc8 a{_mm512_setzero_pd(), _mm512_setzero_pd(), _mm512_setzero_pd(), _mm512_setzero_pd()}, b = a;

@@ -30,12 +30,15 @@ std::vector<io::FileReader> open_job_files(const StatsJob& job) {
   return files;
 }
 
-std::string map_job_files(std::vector<io::FileReader>& files, const std::function<void(const std::string&)>& note) {
-  const char* env = std::getenv("MOTHER_MMAP");
+std::string map_job_files(std::vector<io::FileReader>& files, const std::function<void(const std::string&)>& note,
+                          bool copies_only) {
+  const std::string env = std::getenv("MOTHER_MMAP") ? std::getenv("MOTHER_MMAP") : "";
   std::string why;
   bool map = true;
-  if (env && std::string(env) == "0") {
+  if (env == "0") {
     note("MOTHER_MMAP=0: files read with pread");
+    map = false;
+  } else if (copies_only && env != "1") {
     map = false;
   } else if (!guard::ensure_installed(&why)) {
     note(why + ": files read with pread");

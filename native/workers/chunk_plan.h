@@ -35,9 +35,11 @@ std::vector<io::FileReader> open_job_files(const StatsJob& job);
 
 // Maps the job's files for reading (FileReader::map) unless MOTHER_MMAP=0 or the SIGBUS guard
 // cannot be installed; a file that cannot be mapped is read with pread. Every reason is passed to
-// `note`. Returns what StatsOutput::io reports: "mmap", "pread" or "mmap+pread". Shared by the CPU
-// runner and the CUDA pipeline so both read the same way.
-std::string map_job_files(std::vector<io::FileReader>& files, const std::function<void(const std::string&)>& note);
+// `note`. copies_only: the job copies every byte it reads, so its files are read with pread (a
+// choice, not noted) unless MOTHER_MMAP=1. Returns what StatsOutput::io reports: "mmap", "pread"
+// or "mmap+pread". Shared by the CPU runner and the CUDA pipeline so both read the same way.
+std::string map_job_files(std::vector<io::FileReader>& files, const std::function<void(const std::string&)>& note,
+                          bool copies_only = false);
 
 // Copies bytes [off, off + n) of f into dst: from its mapping under the SIGBUS guard when it is
 // mapped (a file cut short below them fails with E_IO_TRUNCATED, as a short pread), then gives

@@ -248,10 +248,15 @@ class Runner {
  private:
   // Every file once; every source's range checked against the file as it is now. Then each file is
   // mapped (read-only, no populate) when the SIGBUS guard is in place; a file that cannot be mapped
-  // is read with pread, and the reason is noted in the result (ioNotes).
+  // is read with pread, and the reason is noted in the result (ioNotes). Only the moments-only pass
+  // reads the mapping in place: every other read is a copy (pairwise sums copy each stretch into
+  // the threads' buffers, the rank and spectrum passes whole tensors), and a copy from the mapping
+  // costs more than pread's, because each stretch's 2 MiB blocks are mapped and given back again
+  // (docs/robustness.md). So other jobs read with pread, unless MOTHER_MMAP=1.
   void open_files() {
     files_ = jobs::open_job_files(job_);
-    out_.io = jobs::map_job_files(files_, [this](const std::string& s) { note(s); });
+    const bool in_place = job_.kurtosis && !job_.any_pairwise();
+    out_.io = jobs::map_job_files(files_, [this](const std::string& s) { note(s); }, !in_place);
   }
 
   void note(const std::string& s) {

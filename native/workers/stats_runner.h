@@ -1,6 +1,7 @@
 // The CPU stats engine behind computeStats, free of Node so it can be tested and fuzzed alone.
 // Reads every model's stretch of each tensor once, in chunks, with positional reads into staging
-// buffers (no mmap), widens to float32, and feeds the moments and pairwise kernels on a small
+// buffers (the moments-only pass: straight from read-only mappings, docs/robustness.md), widens to
+// float32, and feeds the moments and pairwise kernels on a small
 // thread pool owned by the job. Threads take fixed items (slices of ~32k elements of a chunk, for
 // all N models) from a counter, reduce each while it is in cache and fold the partial results in
 // item order: no barrier per chunk, and results do not depend on the thread count or scheduling.
