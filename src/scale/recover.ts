@@ -19,7 +19,7 @@ import { createHash } from 'node:crypto';
 import { selectionKey, type StatsCache } from '../store/cache.js';
 import { AbortError } from '../errors.js';
 import { clusterFamilies, recoverGraph, relatedness } from '../graph/index.js';
-import { resolveGraphOptions } from '../graph/recover.js';
+import { GRAPH_REVISION, resolveGraphOptions } from '../graph/recover.js';
 import { sparseRecover, type SparseFamily } from '../graph/sparse.js';
 import type { FamilyResult, GraphOptions, GraphResult, TensorStats } from '../graph/types.js';
 import type { ArchitectureGroup } from '../io/catalogue.js';
@@ -194,8 +194,9 @@ export async function recoverGroupScaled(group: ArchitectureGroup, options: Reco
   let exactFamilies = 0, sparseFamilies = 0, done = 0;
 
   // Exact families: their cache keys and hits first, so that a cluster gets every missing family at once.
-  // Keyed by the resolved options, so that a default given explicitly (bootstrap 50) finds the same entries.
-  const decided = JSON.stringify(resolveGraphOptions({ ...graphOptions, families: undefined }));
+  // Keyed by the resolved options, so that a default given explicitly (bootstrap 50) finds the same
+  // entries, and by the graph method's revision, so that results of an older method are not reused.
+  const decided = JSON.stringify({ revision: GRAPH_REVISION, ...resolveGraphOptions({ ...graphOptions, families: undefined }) });
   const familyKeys = sketchFamilies.map((members) => members.length <= EXACT_FAMILY_MAX && keys
     ? createHash('sha256').update(JSON.stringify(members.map((m) => keys[m]))).update(decided).digest('hex') : undefined);
   const cachedFamilies = familyKeys.map((k) => (k ? store!.family<GraphResult>(k) : undefined));
