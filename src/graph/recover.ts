@@ -77,8 +77,9 @@ function buildTree(stats: TensorStats, idx: number[], w: Float64Array, lora: boo
       const cues = [spectrumVotes(stats, sub, w), kurtosisVotes(stats.kurtosis, stats.sumsq, N, stats.tensors, sub, w)];
       // The directed tree whose every child carries at least half of its parent's own update
       // (inheritance.ts): a violating edge is forbidden and the tree rebuilt, at most m times.
-      // The entropy sign is chosen on the unconstrained trees' costs: the constraint tests edges
-      // against their parents' parents, which a reversed tree has too, so it must not pick it.
+      // The entropy sign is chosen on the unconstrained trees' costs: a reversed tree's edges are
+      // tested against other grandparents and can come out cheaper under the constraint (on a
+      // seed-1 lm-chain zoo the constrained costs picked the reversed sign).
       const S2 = ftDistance(stats, sub, w).sumsq, forbidden = new Set<number>();
       let tree = spectralTree(m, D, cues, directionWeight, [entropySign]);
       cost = tree.cost;
