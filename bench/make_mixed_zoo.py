@@ -14,14 +14,12 @@ children with 2 grandchildren per tree; writes OUT/lm-mixed/ with make_lm_zoo's 
 truth.json gives a "method" per model (pretrain, full or lora). Needs Debian's python3-torch and
 python3-sklearn.
 """
-import argparse, json, os, sys
+import argparse, json, os
 
 import numpy as np
 import torch
 
-ZOO = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "zoo")
-sys.path.insert(0, os.environ.get("MOTHER_ZOO_GENERATORS", ZOO))
-import make_vit_zoo as vit  # noqa: E402
+from zoo_generators import lm, lm_options, vit
 
 
 def main():
@@ -66,9 +64,7 @@ def main():
 
 
 def build_lm(a):
-    import make_lm_zoo as lm
-    opts = argparse.Namespace(out=a.out, seed=a.seed, quick=False, include_root="/usr/include", doc_root="/usr/share/doc",
-                              perl_roots=lm.DEFAULT_PERL, js_roots=lm.DEFAULT_JS, domain_kb=512, file_kb=16)
+    opts = lm_options(a.out, a.seed)
     corpus = lm.Corpus(opts)
     sp = lm.Split(a.out, "lm-mixed", corpus)
     rng = np.random.default_rng(a.seed + 3000)

@@ -9,13 +9,11 @@ scaling).
 
     /usr/bin/python3 bench/make_sgd_zoo.py OUT [--seed 0] [--lr-scale 200]
 """
-import argparse, os, sys
+import argparse
 
 import torch
 
-ZOO = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "shared", "zoo")
-sys.path.insert(0, os.environ.get("MOTHER_ZOO_GENERATORS", ZOO))
-import make_lm_zoo as lm  # noqa: E402
+from zoo_generators import lm, lm_options
 
 
 def main():
@@ -23,8 +21,7 @@ def main():
     ap.add_argument("out"); ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--lr-scale", type=float, default=200.0)
     a = ap.parse_args()
-    opts = argparse.Namespace(out=a.out, seed=a.seed, quick=False, include_root="/usr/include", doc_root="/usr/share/doc",
-                              perl_roots=lm.DEFAULT_PERL, js_roots=lm.DEFAULT_JS, domain_kb=512, file_kb=16)
+    opts = lm_options(a.out, a.seed)
     adamw, train = torch.optim.AdamW, lm.train
 
     def sgd(groups, lr, betas=None, eps=None):
@@ -43,9 +40,7 @@ def main():
 
     lm.train = train_with_sgd
     corpus = lm.Corpus(opts)
-    split = lm.Split
-
-    class SgdSplit(split):
+    class SgdSplit(lm.Split):  # build_ft's split, under its own name
         def __init__(s, out, name, corpus):
             super().__init__(out, "lm-ft-sgd", corpus)
 
