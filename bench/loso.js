@@ -23,31 +23,35 @@ async function splitStats(dist, dir) {
   const scale = await import(pathToFileURL(join(dist, 'scale/recover.js')).href);
   const truth = JSON.parse(readFileSync(join(dir, 'truth.json'), 'utf8'));
   const models = await io.openModels(await io.discoverModels([dir]));
-  const groups = io.buildCatalogue(models);
-  if (groups.length !== 1) throw new Error(`${dir}: expected one architecture group, found ${groups.length}`);
-  const group = groups[0];
-  // The statistics recover() computes for a group (rank where adapter-looking, spectra for every family).
-  const { stats } = await scale.familyStatistics(group, {}, {});
-  // Truth parents as indices of stats.ids (models matched by path).
-  const byPath = new Map(group.models.map((m, k) => [resolve(m.path), k]));
-  const at = (t) => byPath.get(resolve(dir, t.path)) ?? byPath.get(resolve(dir, t.path, '..'));
-  const index = new Map(truth.models.map((t) => [t.id, at(t)]));
-  const parent = new Array(group.models.length).fill(null);
-  for (const t of truth.models) parent[at(t)] = t.parent === null ? null : index.get(t.parent);
-  return { stats, parent, graph: await import(pathToFileURL(join(dist, 'graph/index.js')).href) };
+  try {
+    const groups = io.buildCatalogue(models);
+    if (groups.length !== 1) throw new Error(`${dir}: expected one architecture group, found ${groups.length}`);
+    const group = groups[0];
+    // The statistics recover() computes for a group (rank where adapter-looking, spectra for every family).
+    const { stats } = await scale.familyStatistics(group, {}, {});
+    // Truth parents as indices of stats.ids (models matched by path).
+    const byPath = new Map(group.models.map((m, k) => [resolve(m.path), k]));
+    const at = (t) => byPath.get(resolve(dir, t.path)) ?? byPath.get(resolve(dir, t.path, '..'));
+    const index = new Map(truth.models.map((t) => [t.id, at(t)]));
+    const parent = new Array(group.models.length).fill(null);
+    for (const t of truth.models) parent[at(t)] = t.parent === null ? null : index.get(t.parent);
+    return { stats, parent };
+  } finally {
+    for (const m of models) m.dispose();
+  }
 }
 
 export async function runLoso({ dist: distArg, splits } = {}) {
-  const { dist } = await loadLibrary(distArg);
+  const { dist, lib } = await loadLibrary(distArg);
   const list = (splits ?? findSplits()).filter(({ dir }) =>
     JSON.parse(readFileSync(join(dir, 'truth.json'), 'utf8')).models.every((m) => !('parents' in m)));
   const acc = {}; // "lw,dw" -> { split: edge accuracy }
   for (const { label, dir } of list) {
-    const { stats, parent, graph } = await splitStats(dist, dir);
+    const { stats, parent } = await splitStats(dist, dir);
     for (const lw of LENGTH_WEIGHTS)
       for (const dw of DIRECTION_WEIGHTS) {
-        const r = graph.recoverGraph(stats, { bootstrap: 0, lengthWeight: lw, directionWeight: dw });
-        ((acc[`${lw},${dw}`] ??= {})[label] = graph.edgeAccuracy(parent, r.parent));
+        const r = lib.recoverGraph(stats, { bootstrap: 0, lengthWeight: lw, directionWeight: dw });
+        ((acc[`${lw},${dw}`] ??= {})[label] = lib.edgeAccuracy(parent, r.parent));
       }
   }
   const keys = Object.keys(acc), labels = list.map((s) => s.label);
