@@ -17,6 +17,7 @@ import { kurtosisDirection, kurtosisVotes, normGrowthScore, orientTree } from '.
 import { adapterBases, copyRepresentatives } from './copies.js';
 import { inheritanceViolations, repairByInheritance } from './inheritance.js';
 import { detectLora } from './lora.js';
+import { settlePlacement } from './placement.js';
 import { DIRECTION_WEIGHT, hasSpectrum, LENGTH_WEIGHT, spectralDistance, spectralTree, spectrumVotes } from './spectrum.js';
 import { minSpanningTree } from './mst.js';
 import { GraphError, type FamilyResult, type GraphOptions, type GraphResult, type TensorStats } from './types.js';
@@ -30,10 +31,10 @@ type Evidence = 'spectrum' | 'l2' | 'rank';
  */
 /**
  * Revision of the graph method: bumped whenever recoverGraph can give other parents or confidences
- * for the same statistics and options (2: the inheritance constraint and the LOSO constants).
+ * for the same statistics and options (2: the inheritance constraint and the LOSO constants; 3: placement settled after the tree).
  * Cached family results (src/scale/recover.ts) are keyed by it, so an upgrade never reuses them.
  */
-export const GRAPH_REVISION = 2;
+export const GRAPH_REVISION = 3;
 
 export function resolveGraphOptions(o: GraphOptions): Required<Omit<GraphOptions, 'families' | 'entropySign'>> & { families?: number; entropySign?: 1 | -1 } {
   const known = new Set(['method', 'distance', 'lambda', 'bootstrap', 'seed', 'families', 'lengthWeight', 'directionWeight', 'entropySign']);
@@ -89,7 +90,9 @@ function buildTree(stats: TensorStats, idx: number[], w: Float64Array, lora: boo
         bad.forEach((e) => forbidden.add(e));
         tree = spectralTree(m, D, cues, directionWeight, [entropySign], forbidden);
       }
-      const repaired = repairByInheritance(S2, m, tree.parent).parent;
+      // Then the choice between parent, grandparent and sibling by the placement distance alone
+      // (placement.ts: the direction votes favour older parents).
+      const repaired = settlePlacement(D, S2, m, repairByInheritance(S2, m, tree.parent).parent);
       repaired.forEach((p, k) => (parent[local[k]] = p < 0 ? -1 : local[p]));
       // A model below a base that is nearer to one of the base's adapters (by L2) was fine-tuned
       // from that adapter: inserting it on the edge shortens the edge.
