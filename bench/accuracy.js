@@ -28,7 +28,12 @@ const isDir = (p) => { try { return statSync(p).isDirectory(); } catch { return 
 
 /** Every split folder (one holding truth.json), with a short label: 'ft', 'extra/<zoo>/ft'. */
 export function findSplits(explicit) {
-  if (explicit) return explicit.split(',').filter(Boolean).map((d) => ({ label: basename(resolve(d)), dir: resolve(d) }));
+  // Labels as the scan below gives them, so that two zoos' splits of one name stay apart.
+  const labelOf = (dir) => {
+    const under = (base, prefix) => (dir.startsWith(base + '/') ? prefix + dir.slice(base.length + 1) : undefined);
+    return under(SHARED_ZOO, '') ?? under(join(root, 'examples', 'zoo'), 'example/') ?? under(EXTRA_ZOOS, 'extra/') ?? dir;
+  };
+  if (explicit) return explicit.split(',').filter(Boolean).map((d) => ({ label: labelOf(resolve(d)), dir: resolve(d) }));
   const out = [];
   const scan = (base, prefix) => {
     if (!isDir(base)) return;
