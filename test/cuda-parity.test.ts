@@ -103,6 +103,12 @@ function compare(gpu: StatsResult, cpu: StatsResult, N: number) {
     }, 'dot');
   }
   if (cpu.rank) near(gpu.rank!, cpu.rank, () => 0, 'rank');
+  // Jacobi on the GPU, Householder + QL on the CPU, both in float64: entropies agree to the
+  // eigenvalue noise of rank-deficient blocks (~n * 1e-8 * 18 = 1.2e-5 nats at n = 64 on either
+  // side, spectrum.cc); full-rank blocks agree far closer.
+  if (cpu.spectrum) near(gpu.spectrum!, cpu.spectrum, () => 5e-5, 'spectrum');
+  if (cpu.weightSpectrum) near(gpu.weightSpectrum!, cpu.weightSpectrum, () => 5e-5, 'weightSpectrum');
+  if (cpu.spectrumNoise) near(gpu.spectrumNoise!, cpu.spectrumNoise, () => 0, 'spectrumNoise');
 }
 
 async function both(j: StatsJob): Promise<[StatsResult, StatsResult]> {
@@ -168,6 +174,29 @@ describe.skipIf(skipReason !== null)(`CUDA computeStats matches the CPU (${skipR
     const f = await fixture('rank', 3, [{ name: 'w', shape: [24, 16], dtypes: ['F32'] }, { name: 'b', shape: [16], dtypes: ['F32'] }], 8);
     const [g, c] = await both(job(f, { rank: true }));
     compare(g, c, 3);
+  });
+
+  it('spectral entropies on the GPU match the CPU: tall, wide, odd and sampled blocks, candidate pairs, low rank, NaN, equal models', async () => {
+    const specs: Spec[] = [
+      { name: 'tall', shape: [37, 11], dtypes: ['F32', 'BF16'] },
+      { name: 'wide', shape: [9, 300], dtypes: ['F16'] },
+      { name: 'big', shape: [130, 600], dtypes: ['F32'] }, // sampled to 64 x 256
+      { name: 'square', shape: [64, 64], dtypes: ['F64', 'F32'] },
+      { name: 'bias', shape: [64], dtypes: ['F32'] },
+    ];
+    const f = await fixture('spec', 5, specs, 21, (t, k, v) => {
+      if (t === 3 && k === 4) for (let i = 0; i < v.length; i++) v[i] = (Math.floor(i / 64) % 3) * 0.01 + (i % 64) * 1e-3; // rank 2
+      if (t === 0 && k === 2) v[17] = NaN;
+    });
+    const [g, c] = await both(job(f, { sumsq: false, sumabs: false, maxabs: false, dot: false, kurtosis: false, spectrum: true }));
+    compare(g, c, 5);
+    expect(c.spectrum!.some((x) => Number.isFinite(x))).toBe(true);
+    const pairs = await both(job(f, { sumsq: false, sumabs: false, maxabs: false, dot: false, kurtosis: false, spectrum: true, spectrumPairs: [0, 1, 1, 4, 2, 3] }));
+    compare(pairs[0], pairs[1], 5);
+    const same = await fixture('spec-same', 3, [{ name: 'w', shape: [20, 30], dtypes: ['F32'] }], 22, (_t, k, v) => { if (k === 1) v.fill(0.5); if (k === 2) v.fill(0.5); });
+    const [g2, c2] = await both(job(same, { sumsq: false, sumabs: false, maxabs: false, dot: false, kurtosis: false, spectrum: true }));
+    compare(g2, c2, 3);
+    expect(g2.spectrum![1 * 3 + 2]).toBeNaN(); // equal models: an all-zero difference has no spectrum
   });
 
   it('progress reaches total; cancel rejects with AbortError; truncated file names file and tensor', async () => {

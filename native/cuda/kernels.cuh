@@ -1,4 +1,4 @@
-// The CUDA kernel families (convert.cu, moments.cu, pairwise.cu) as host-callable launchers.
+// The CUDA kernel families (convert.cu, moments.cu, pairwise.cu, spectrum.cu) as host-callable launchers.
 // Same definitions as the CPU kernels (native/cpu/kernels.h). Launchers only enqueue work on the
 // given stream and never synchronize; callers check errors with cuda_check.h.
 // Included by host C++ (the addon) and by nvcc (kernels, selftest): no device code in here beyond
@@ -96,5 +96,20 @@ size_t pairwise_scratch(const PairwisePlan& plan);
 // E / L elements per thread, then in double.
 void pairwise_accumulate(const PairwisePlan& plan, PairFlags flags, const float* x, size_t n, size_t ld,
                          double* scratch, double* acc, cudaStream_t stream);
+
+// ---- spectrum.cu --------------------------------------------------------------------------------
+// The largest shorter side of a block that spectral_entropy_batch takes (its matrix lives in shared
+// memory); the default block is 64 x 256 (StatsJob::spectrum_short), so every default job fits.
+constexpr int kSpectrumMaxSide = 64;
+
+// Doubles of Gram scratch for `tasks` tasks of R x C blocks.
+size_t spectrum_gram_doubles(int R, int C, int tasks);
+
+// out[k] = spectral entropy (cpu::spectral_entropy) of task k over the N blocks of R x C floats at
+// whole (block i at whole + i * R * C): tasks[k] = (i, j) is W_i - W_j, (i, -1) is W_i alone.
+// gram: spectrum_gram_doubles(R, C, count) doubles. min(R, C) must be in [1, kSpectrumMaxSide]
+// (E_CUDA_KERNEL otherwise).
+void spectral_entropy_batch(const float* whole, int R, int C, const int2* tasks, int count, double* gram, double* out,
+                            cudaStream_t stream);
 
 }  // namespace mother::cuda

@@ -47,11 +47,15 @@ class Pipeline {
     total_ = stats::planned_bytes(job_);
     if (!batches_.empty()) gpu_pass();
     if (job_.rank || job_.spectrum) {
-      // The rank and spectrum passes run on the CPU, through the CPU addon's own runner
-      // (cpu::diff_rank, cpu::spectral_entropy; no cuSOLVER dependency): a copy of the job with
-      // only those, progress continuing from the GPU pass.
+      // The rank and spectrum passes run through the CPU addon's own runner (it reads and samples
+      // the blocks): a copy of the job with only those, progress continuing from the GPU pass.
+      // Ranks are computed there (cpu::diff_rank); the spectral entropies of each tensor's blocks
+      // are handed back to the GPU (spectrum.cu; no cuSOLVER dependency).
       jobs::StatsJob rank_job = job_;
       rank_job.kurtosis = rank_job.sumsq = rank_job.sumabs = rank_job.maxabs = rank_job.dot = false;
+      if (job_.spectrum)
+        rank_job.spectrum_offload = [this](const float* whole, size_t N, size_t R, size_t C, const std::vector<uint32_t>& tasks,
+                                           double* out) { return spectrum_on_device(whole, N, R, C, tasks, out); };
       const uint64_t before = bytes_read_.load();
       jobs::StatsOutput r = stats::run_stats(rank_job, cancel_, [&](uint64_t done, uint64_t) {
         if (progress_) progress_(before + done, total_);
@@ -75,6 +79,41 @@ class Pipeline {
 
  private:
   bool cancelled() const { return cancel_ && cancel_->load(std::memory_order_relaxed); }
+
+  // The spectral entropies of one tensor's tasks (see jobs::StatsJob::spectrum_offload) on the GPU,
+  // called from the CPU runner's thread 0. false for a block whose shorter side the kernel does not
+  // take (> kSpectrumMaxSide: a job with a larger spectrumShort), which the CPU then computes.
+  // Stops between batches when cancelled; the runner then aborts and discards the results.
+  bool spectrum_on_device(const float* whole, size_t N, size_t R, size_t C, const std::vector<uint32_t>& tasks, double* out) {
+    const size_t n = std::min(R, C), count = tasks.size() / 2, E = R * C;
+    if (n == 0 || n > size_t(kSpectrumMaxSide) || std::max(R, C) > size_t(1) << 30 || N > size_t(1) << 30) return false;
+    if (count == 0) return true;
+    use_device(job_.device);  // the runner's thread is not the one that selected it
+    Stream stream;
+    DeviceBuffer blocks(N * E * sizeof(float), "spectrum blocks");
+    check(cudaMemcpyAsync(blocks.as<void>(), whole, N * E * sizeof(float), cudaMemcpyHostToDevice, stream.get()),
+          "cudaMemcpyAsync (spectrum blocks)");
+    // Tasks in batches whose Gram matrices stay within 256 MiB.
+    const size_t batch = std::min(count, std::max<size_t>(1, (size_t(256) << 20) / (n * n * sizeof(double))));
+    DeviceBuffer gram(spectrum_gram_doubles(int(R), int(C), int(batch)) * sizeof(double), "spectrum Gram matrices");
+    DeviceBuffer dtasks(batch * sizeof(int2), "spectrum tasks"), dout(batch * sizeof(double), "spectrum results");
+    std::vector<int2> host(batch);
+    for (size_t k0 = 0; k0 < count && !cancelled(); k0 += batch) {
+      const size_t m = std::min(batch, count - k0);
+      for (size_t k = 0; k < m; ++k) {
+        const uint32_t i = tasks[2 * (k0 + k)], j = tasks[2 * (k0 + k) + 1];
+        host[k] = make_int2(int(i), j == UINT32_MAX ? -1 : int(j));
+      }
+      check(cudaMemcpyAsync(dtasks.as<void>(), host.data(), m * sizeof(int2), cudaMemcpyHostToDevice, stream.get()),
+            "cudaMemcpyAsync (spectrum tasks)");
+      spectral_entropy_batch(blocks.as<float>(), int(R), int(C), dtasks.as<int2>(), int(m), gram.as<double>(), dout.as<double>(),
+                             stream.get());
+      check(cudaMemcpyAsync(out + k0, dout.as<void>(), m * sizeof(double), cudaMemcpyDeviceToHost, stream.get()),
+            "cudaMemcpyAsync (spectrum results)");
+      check(cudaStreamSynchronize(stream.get()), "cudaStreamSynchronize (spectrum)");
+    }
+    return true;
+  }
 
   // Every file once; every source's range checked against the file as it is now. Then mapped
   // read-only as the CPU runner maps them (jobs::map_job_files: pread where mmap cannot work, or

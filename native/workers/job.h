@@ -5,6 +5,7 @@
 #include <napi.h>
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -49,6 +50,12 @@ struct StatsJob {
   size_t spectrum_short = 64, spectrum_long = 256;
   // Pairs (i, j), i != j, flattened, whose difference spectra to compute; empty: every pair.
   std::vector<uint32_t> spectrum_pairs;
+  // Set by the CUDA pipeline: the spectrum pass hands each tensor's blocks to it instead of
+  // computing the entropies on the CPU. whole: N blocks of R x C floats; tasks: (i, j) pairs,
+  // flattened, j = UINT32_MAX for model i's own spectrum; out[k]: the entropy of task k. Returns
+  // false to leave the tensor to the CPU (a block it cannot take); throws mother::Error on failure.
+  std::function<bool(const float* whole, size_t N, size_t R, size_t C, const std::vector<uint32_t>& tasks, double* out)>
+      spectrum_offload;
   bool per_tensor = false;
   unsigned threads = 0;                 // 0: all hardware threads
   uint64_t chunk_bytes = 8ull << 20;    // default 8 MiB

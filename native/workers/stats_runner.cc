@@ -745,8 +745,20 @@ class Runner {
     if (stop_) return;
     const std::vector<uint32_t>& listed = job_.spectrum_pairs;
     const size_t pairs = listed.empty() ? N_ * (N_ - 1) / 2 : listed.size() / 2, NN = N_ * N_;
+    if (job_.spectrum_offload) {  // the CUDA pipeline: thread 0 hands the whole tensor over
+      if (tid == 0) {
+        offloaded_ = false;
+        try {
+          offloaded_ = !halted() && offload_spectrum(t, R, C, listed, pairs);
+        } catch (...) {
+          fail();
+        }
+      }
+      sync(tid, 0);
+      if (stop_) return;
+    }
     try {
-      for (size_t p; !halted() && (p = next_pair_.fetch_add(1)) < N_ + pairs;) {
+      for (size_t p; !offloaded_ && !halted() && (p = next_pair_.fetch_add(1)) < N_ + pairs;) {
         if (p < N_) {
           out_.weight_spectrum[t * N_ + p] = cpu::spectral_entropy(whole_.data() + p * E, nullptr, R, C);
           continue;
@@ -770,6 +782,27 @@ class Runner {
       next_pair_ = 0;
       if (t == spectrum_tensors_.back()) std::vector<float>().swap(whole_);
     }
+  }
+
+  // Every task of tensor t (each model's own spectrum, then each pair) through job_.spectrum_offload;
+  // false when it declines the block.
+  bool offload_spectrum(size_t t, size_t R, size_t C, const std::vector<uint32_t>& listed, size_t pairs) {
+    std::vector<uint32_t> tasks;
+    tasks.reserve(2 * (N_ + pairs));
+    for (size_t i = 0; i < N_; ++i) tasks.insert(tasks.end(), {uint32_t(i), UINT32_MAX});
+    if (!listed.empty()) tasks.insert(tasks.end(), listed.begin(), listed.end());
+    else
+      for (size_t i = 0; i < N_; ++i)
+        for (size_t j = i + 1; j < N_; ++j) tasks.insert(tasks.end(), {uint32_t(i), uint32_t(j)});
+    std::vector<double> out(tasks.size() / 2);
+    if (!job_.spectrum_offload(whole_.data(), N_, R, C, tasks, out.data())) return false;
+    const size_t NN = N_ * N_;
+    for (size_t k = 0; k < out.size(); ++k) {
+      const uint32_t i = tasks[2 * k], j = tasks[2 * k + 1];
+      if (j == UINT32_MAX) out_.weight_spectrum[t * N_ + i] = out[k];
+      else out_.spectrum[t * NN + i * N_ + j] = out[k];
+    }
+    return true;
   }
 
   void rank_tensor(unsigned tid, size_t t, std::vector<unsigned char>& raw) {
@@ -895,6 +928,7 @@ class Runner {
   std::atomic<bool> halt_{false};
   // Written only in barrier completions (under the barrier's mutex), read after the barrier.
   bool stop_ = false, aborted_ = false;
+  bool offloaded_ = false;  // the current tensor's spectra came from job_.spectrum_offload
   uint64_t done_ = 0, total_ = 0;
   std::chrono::steady_clock::time_point last_progress_{};
 };
