@@ -2,9 +2,11 @@
 // directionWeight, src/graph/spectrum.ts): for each split, the pair that scores best on the OTHER
 // splits (mean edge accuracy; ties to the smaller constants) and the accuracy it gets on the split
 // left out. Statistics are computed once per split (as recover() does: moments and pairwise sums,
-// rank statistics for adapter-looking families, spectrum statistics for every family); only the
-// graph stage is rerun per grid point.
-//   node bench/loso.js [--dist DIR] [--splits DIR,DIR...] [--json FILE]
+// rank statistics for adapter-looking families, spectrum statistics for every family); the graph
+// stage and the typed relations (src/typed.ts groupRelations: copies, adapters, merges, as
+// recover() decides the parents a user sees) are rerun per grid point. --graph-only scores
+// recoverGraph's tree alone.
+//   node bench/loso.js [--dist DIR] [--splits DIR,DIR...] [--json FILE] [--graph-only]
 // Splits: every folder with a truth.json whose models carry plain `parent` fields (see
 // bench/accuracy.js findSplits), the typed `wild` split excluded.
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -18,46 +20,51 @@ const arg = (name) => { const i = argv.indexOf(name); return i >= 0 ? argv[i + 1
 export const LENGTH_WEIGHTS = [0, 0.01, 0.02, 0.03, 0.05, 0.1];
 export const DIRECTION_WEIGHTS = [0.001, 0.003, 0.01, 0.03, 0.1];
 
-async function splitStats(dist, dir) {
+/** The split's statistics and true parents, and score(graphOptions) -> edge accuracy of the tree. */
+async function splitScorer(dist, dir, lib, graphOnly) {
   const io = await import(pathToFileURL(join(dist, 'io/index.js')).href);
   const scale = await import(pathToFileURL(join(dist, 'scale/recover.js')).href);
+  const typedLib = await import(pathToFileURL(join(dist, 'typed.js')).href);
   const truth = JSON.parse(readFileSync(join(dir, 'truth.json'), 'utf8'));
   const models = await io.openModels(await io.discoverModels([dir]));
-  try {
-    const groups = io.buildCatalogue(models);
-    if (groups.length !== 1) throw new Error(`${dir}: expected one architecture group, found ${groups.length}`);
-    const group = groups[0];
-    // The statistics recover() computes for a group (rank where adapter-looking, spectra for every family).
-    const { stats } = await scale.familyStatistics(group, {}, {});
-    // Truth parents as indices of stats.ids (models matched by path).
-    const byPath = new Map(group.models.map((m, k) => [resolve(m.path), k]));
-    const at = (t) => byPath.get(resolve(dir, t.path)) ?? byPath.get(resolve(dir, t.path, '..'));
-    const index = new Map(truth.models.map((t) => [t.id, at(t)]));
-    const parent = new Array(group.models.length).fill(null);
-    for (const t of truth.models) parent[at(t)] = t.parent === null ? null : index.get(t.parent);
-    return { stats, parent };
-  } finally {
-    for (const m of models) m.dispose();
-  }
+  const groups = io.buildCatalogue(models);
+  if (groups.length !== 1) throw new Error(`${dir}: expected one architecture group, found ${groups.length}`);
+  const group = groups[0];
+  // The statistics recover() computes for a group (rank where adapter-looking, spectra for every family).
+  const { stats } = await scale.familyStatistics(group, {}, {});
+  // Truth parents as indices of stats.ids (models matched by path).
+  const byPath = new Map(group.models.map((m, k) => [resolve(m.path), k]));
+  const at = (t) => byPath.get(resolve(dir, t.path)) ?? byPath.get(resolve(dir, t.path, '..'));
+  const index = new Map(truth.models.map((t) => [t.id, at(t)]));
+  const parent = new Array(group.models.length).fill(null);
+  for (const t of truth.models) parent[at(t)] = t.parent === null ? null : index.get(t.parent);
+  const score = async (graphOptions) => {
+    const graph = lib.recoverGraph(stats, { bootstrap: 0, ...graphOptions });
+    if (graphOnly) return lib.edgeAccuracy(parent, graph.parent);
+    const { typed } = await typedLib.groupRelations(group, stats, graph, { bootstrap: 0, ...graphOptions }, {}, new Map(), stats.ids);
+    return lib.edgeAccuracy(parent, typed.parent);
+  };
+  return { score, dispose: () => { for (const m of models) m.dispose(); } };
 }
 
-export async function runLoso({ dist: distArg, splits } = {}) {
+export async function runLoso({ dist: distArg, splits, graphOnly = false } = {}) {
   const { dist, lib } = await loadLibrary(distArg);
   const list = (splits ?? findSplits()).filter(({ dir }) =>
     JSON.parse(readFileSync(join(dir, 'truth.json'), 'utf8')).models.every((m) => !('parents' in m)));
   const acc = {}; // "lw,dw" -> { split: edge accuracy }
   for (const { label, dir } of list) {
-    const { stats, parent } = await splitStats(dist, dir);
-    for (const lw of LENGTH_WEIGHTS)
-      for (const dw of DIRECTION_WEIGHTS) {
-        const r = lib.recoverGraph(stats, { bootstrap: 0, lengthWeight: lw, directionWeight: dw });
-        ((acc[`${lw},${dw}`] ??= {})[label] = lib.edgeAccuracy(parent, r.parent));
-      }
+    const { score, dispose } = await splitScorer(dist, dir, lib, graphOnly);
+    try {
+      for (const lw of LENGTH_WEIGHTS)
+        for (const dw of DIRECTION_WEIGHTS) ((acc[`${lw},${dw}`] ??= {})[label] = await score({ lengthWeight: lw, directionWeight: dw }));
+    } finally {
+      dispose();
+    }
   }
   const keys = Object.keys(acc), labels = list.map((s) => s.label);
   const total = (k, skip) => labels.filter((l) => l !== skip).reduce((a, l) => a + acc[k][l], 0);
   const best = (skip) => keys.reduce((x, y) => (total(y, skip) > total(x, skip) + 1e-12 ? y : x));
-  console.log('leave-one-split-out: constants (lengthWeight, directionWeight) chosen on the other splits, accuracy on the one left out');
+  console.log(`leave-one-split-out: constants (lengthWeight, directionWeight) chosen on the other splits, accuracy on the one left out (${graphOnly ? 'graph stage only' : 'typed tree, as recover() gives it'})`);
   console.log(`  ${'held out'.padEnd(24)} chosen        held-out edge  best on it  in-sample (all splits' choice)  default`);
   const spectrum = await import(pathToFileURL(join(dist, 'graph/spectrum.js')).href);
   const def = `${spectrum.LENGTH_WEIGHT},${spectrum.DIRECTION_WEIGHT}`;
@@ -73,6 +80,6 @@ export async function runLoso({ dist: distArg, splits } = {}) {
 }
 
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  const out = await runLoso({ dist: arg('--dist'), splits: arg('--splits') ? findSplits(arg('--splits')) : undefined });
+  const out = await runLoso({ dist: arg('--dist'), splits: arg('--splits') ? findSplits(arg('--splits')) : undefined, graphOnly: argv.includes('--graph-only') });
   if (arg('--json')) writeFileSync(arg('--json'), JSON.stringify(out, null, 1));
 }
