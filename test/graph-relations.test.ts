@@ -176,6 +176,31 @@ describe('sparse (TIES) merges', () => {
   });
 });
 
+describe('sparse merges: no false claim in a bfloat16 fine-tuning family', () => {
+  // Stored bfloat16: an update below half a unit in the last place leaves the entry equal to the
+  // parent bit for bit, and relatives collide by rounding, which looks like TIES's trimming.
+  const bf16 = (x: number) => {
+    const f = new Float32Array([x]), u = new Uint32Array(f.buffer);
+    u[0] = (u[0]! + 0x7fff + ((u[0]! >> 16) & 1)) & 0xffff0000;
+    return f[0]!;
+  };
+  it('a base, its fine-tunes and theirs, with small updates: no model is a sparse merge', () => {
+    const S = 4000;
+    let seed = 11;
+    const rand = () => { seed = (seed * 1103515245 + 12345) >>> 0; return seed / 2 ** 32 - 0.5; };
+    const gauss = () => rand() + rand() + rand() + rand();
+    const parentOf = [-1, 0, 0, 0, 1, 1, 2, 3, 3, 4, 5];
+    const raw: Float64Array[] = [];
+    parentOf.forEach((p, k) => {
+      raw.push(Float64Array.from({ length: S }, (_, e) => (p < 0 ? 0.05 * gauss() : raw[p]![e]! + 0.0004 * gauss() + 0.0003 * Math.sin(e * (k + 1)))));
+    });
+    const sample = raw.map((m) => Float64Array.from(m, bf16));
+    const all = parentOf.map((_, k) => k);
+    // u: bfloat16's unit roundoff, as typedRelations passes it for a bfloat16 model.
+    for (const k of all) expect(sparseMerge(sample, k, all.filter((x) => x !== k), 2 ** -8), `model ${k}`).toBeNull();
+  });
+});
+
 describe('spectral ties in a hub family core', () => {
   // 0 base, 1 a short fine-tune of 0 (nearly a copy), 2 and 3 fine-tunes of 0 (not of 1).
   const N = 4, T = 8;

@@ -106,6 +106,8 @@ export function isQuantizedDtype(dtype: string): boolean {
 /** Merge thresholds: residual / distance to the nearest model, and the least meaningful weight. */
 export const MERGE_MAX_RESIDUAL = 0.15;
 export const MERGE_MIN_WEIGHT = 0.05;
+/** Most parents of a merge, affine or sparse (the file comment's 2-4). */
+export const MERGE_MAX_PARENTS = 4;
 /** A fine-tune x of a merge m: |cos(x - m, parent - m)| below this for every parent of m. */
 export const HUB_CHILD_MAX_COS = 0.5;
 /** A moved 2-D tensor of a merged LoRA has rank <= this share of min(rows, cols). */
@@ -246,9 +248,11 @@ export function sparseMerge(sample: readonly (Float64Array | null)[], m: number,
       for (const e of moved) if (x[e] === wk[e]) n++;
       return { k, share: n / moved.length };
     }).filter((q) => q.share >= SPARSE_MIN_EQUAL).sort((p, q) => q.share - p.share || p.k - q.k);
+    // At most MERGE_MAX_PARENTS: with many relatives, bfloat16's rounding (the range widened by
+    // 4u = 1.6 %) and chance equalities would put nearly every entry "between" some of them.
     const parents: number[] = [];
     let between = 0;
-    for (const { k } of equal) {
+    for (const { k } of equal.slice(0, MERGE_MAX_PARENTS)) {
       parents.push(k);
       let inside = 0;
       for (const e of moved) {
@@ -269,8 +273,11 @@ export function sparseMerge(sample: readonly (Float64Array | null)[], m: number,
     const all = Array.from({ length: S }, (_, e) => e);
     const trimmed = parents.reduce((a, k) => a + absMean(k, kept) / (absMean(k, all) || 1), 0) / parents.length;
     if (!(trimmed < 1)) continue;
+    // As for an affine merge, every parent must carry a meaningful weight.
+    const weights = taskWeights(sample, x, b, parents, moved);
+    if (weights.some((w) => !(w >= MERGE_MIN_WEIGHT))) continue;
     if (!best || trimmed < best.trimmed)
-      best = { fit: { parents, weights: taskWeights(sample, x, b, parents, moved), ratio: 0, sparse: { base: b, explained: round4(between) } }, trimmed };
+      best = { fit: { parents, weights, ratio: 0, sparse: { base: b, explained: round4(between) } }, trimmed };
   }
   return best?.fit ?? null;
 }
@@ -297,7 +304,7 @@ function taskWeights(sample: readonly (Float64Array | null)[], x: Float64Array, 
  * distance are tried), or null. G_kl = (D_ik + D_il - D_kl) / 2; min c'Gc with sum c = 1 is
  * c = G^-1 1 / (1' G^-1 1), residual 1 / (1' G^-1 1).
  */
-export function fitMerge(pw: Pairwise, i: number, candidates: number[], maxParents = 4): MergeFit | null {
+export function fitMerge(pw: Pairwise, i: number, candidates: number[], maxParents = MERGE_MAX_PARENTS): MergeFit | null {
   const { N, D } = pw;
   const near = candidates.filter((k) => k !== i).sort((a, b) => D[i * N + a]! - D[i * N + b]!).slice(0, 10);
   if (near.length < 2) return null;
