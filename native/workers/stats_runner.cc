@@ -294,6 +294,14 @@ class Runner {
         if (rank_eligible(job_.tensors[t])) spectrum_tensors_.push_back(t);
     blocks_.resize(T_);
     for (size_t t : spectrum_tensors_) blocks_[t] = spectrum_block(job_.tensors[t], job_.spectrum_short, job_.spectrum_long);
+    if (!spectrum_tensors_.empty()) {  // the same tasks for every tensor: each model alone, then the pairs
+      for (size_t i = 0; i < N_; ++i) spectrum_tasks_.insert(spectrum_tasks_.end(), {uint32_t(i), kOwn});
+      const std::vector<uint32_t>& listed = job_.spectrum_pairs;
+      if (!listed.empty()) spectrum_tasks_.insert(spectrum_tasks_.end(), listed.begin(), listed.end());
+      else
+        for (size_t i = 0; i < N_; ++i)
+          for (size_t j = i + 1; j < N_; ++j) spectrum_tasks_.insert(spectrum_tasks_.end(), {uint32_t(i), uint32_t(j)});
+    }
     for (const auto& t : job_.tensors)
       for (const auto& s : t.sources) any_f64_ |= s.dtype == DType::F64;
   }
@@ -743,13 +751,16 @@ class Runner {
     sync(tid, 0);
     if (tid == 0) next_model_ = 0;
     if (stop_) return;
-    const std::vector<uint32_t>& listed = job_.spectrum_pairs;
-    const size_t pairs = listed.empty() ? N_ * (N_ - 1) / 2 : listed.size() / 2, NN = N_ * N_;
+    const std::vector<uint32_t>& tasks = spectrum_tasks_;
+    const size_t count = tasks.size() / 2;
     if (job_.spectrum_offload) {  // the CUDA pipeline: thread 0 hands the whole tensor over
       if (tid == 0) {
         offloaded_ = false;
         try {
-          offloaded_ = !halted() && offload_spectrum(t, R, C, listed, pairs);
+          std::vector<double> out(count);
+          offloaded_ = !halted() && job_.spectrum_offload(whole_.data(), N_, R, C, tasks, out.data());
+          if (offloaded_)
+            for (size_t k = 0; k < count; ++k) store_spectrum(t, tasks[2 * k], tasks[2 * k + 1], out[k]);
         } catch (...) {
           fail();
         }
@@ -758,21 +769,9 @@ class Runner {
       if (stop_) return;
     }
     try {
-      for (size_t p; !offloaded_ && !halted() && (p = next_pair_.fetch_add(1)) < N_ + pairs;) {
-        if (p < N_) {
-          out_.weight_spectrum[t * N_ + p] = cpu::spectral_entropy(whole_.data() + p * E, nullptr, R, C);
-          continue;
-        }
-        size_t i = 0, j = 0, left = p - N_;
-        if (!listed.empty()) {
-          i = listed[2 * left];
-          j = listed[2 * left + 1];
-        } else {
-          while (left >= N_ - 1 - i) left -= N_ - 1 - i, ++i;
-          j = i + 1 + left;
-        }
-        out_.spectrum[t * NN + i * N_ + j] =
-            cpu::spectral_entropy(whole_.data() + i * E, whole_.data() + j * E, R, C);
+      for (size_t k; !offloaded_ && !halted() && (k = next_pair_.fetch_add(1)) < count;) {
+        const uint32_t i = tasks[2 * k], j = tasks[2 * k + 1];
+        store_spectrum(t, i, j, cpu::spectral_entropy(whole_.data() + i * E, j == kOwn ? nullptr : whole_.data() + j * E, R, C));
       }
     } catch (...) {
       fail();
@@ -784,25 +783,10 @@ class Runner {
     }
   }
 
-  // Every task of tensor t (each model's own spectrum, then each pair) through job_.spectrum_offload;
-  // false when it declines the block.
-  bool offload_spectrum(size_t t, size_t R, size_t C, const std::vector<uint32_t>& listed, size_t pairs) {
-    std::vector<uint32_t> tasks;
-    tasks.reserve(2 * (N_ + pairs));
-    for (size_t i = 0; i < N_; ++i) tasks.insert(tasks.end(), {uint32_t(i), UINT32_MAX});
-    if (!listed.empty()) tasks.insert(tasks.end(), listed.begin(), listed.end());
-    else
-      for (size_t i = 0; i < N_; ++i)
-        for (size_t j = i + 1; j < N_; ++j) tasks.insert(tasks.end(), {uint32_t(i), uint32_t(j)});
-    std::vector<double> out(tasks.size() / 2);
-    if (!job_.spectrum_offload(whole_.data(), N_, R, C, tasks, out.data())) return false;
-    const size_t NN = N_ * N_;
-    for (size_t k = 0; k < out.size(); ++k) {
-      const uint32_t i = tasks[2 * k], j = tasks[2 * k + 1];
-      if (j == UINT32_MAX) out_.weight_spectrum[t * N_ + i] = out[k];
-      else out_.spectrum[t * NN + i * N_ + j] = out[k];
-    }
-    return true;
+  // Task (i, j) of the spectrum pass (see spectrum_tasks_): model i's own entropy, or the pair's.
+  void store_spectrum(size_t t, uint32_t i, uint32_t j, double h) {
+    if (j == kOwn) out_.weight_spectrum[t * N_ + i] = h;
+    else out_.spectrum[t * N_ * N_ + size_t(i) * N_ + j] = h;
   }
 
   void rank_tensor(unsigned tid, size_t t, std::vector<unsigned char>& raw) {
@@ -907,6 +891,10 @@ class Runner {
   std::vector<io::FileReader> files_;
   std::vector<Batch> batches_;
   std::vector<size_t> rank_tensors_, spectrum_tensors_;
+  // The spectrum pass's tasks, flattened (i, j): j == kOwn for model i's own spectrum, else the
+  // pair's difference (every pair, or job_.spectrum_pairs). Also what job_.spectrum_offload gets.
+  static constexpr uint32_t kOwn = UINT32_MAX;
+  std::vector<uint32_t> spectrum_tasks_;
   std::vector<Block> blocks_;
   std::vector<float> whole_;
   std::vector<Item> items_;
