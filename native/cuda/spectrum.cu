@@ -48,7 +48,13 @@ __global__ void __launch_bounds__(kGramThreads)
   const int m = wide ? C : R, n = wide ? R : C;
   const int entries = n * (n + 1) / 2;
   double acc[kEntriesPerThread];
-  for (int k = 0; k < kEntriesPerThread; ++k) acc[k] = 0.0;
+  int ea[kEntriesPerThread], eb[kEntriesPerThread];  // this thread's entries of G, found once
+  for (int q = 0; q < kEntriesPerThread; ++q) {
+    acc[q] = 0.0;
+    ea[q] = eb[q] = 0;
+    const int e = threadIdx.x + q * blockDim.x;
+    if (e < entries) triangle_entry(e, n, ea[q], eb[q]);
+  }
   for (int k0 = 0; k0 < m; k0 += kRowsPerStage) {
     const int rows = min(kRowsPerStage, m - k0);
     // Stage D[k0 .. k0 + rows) x n; consecutive threads read consecutive floats of W.
@@ -62,10 +68,8 @@ __global__ void __launch_bounds__(kGramThreads)
     }
     __syncthreads();
     for (int q = 0; q < kEntriesPerThread; ++q) {
-      const int e = threadIdx.x + q * blockDim.x;
-      if (e >= entries) break;
-      int a, b;
-      triangle_entry(e, n, a, b);
+      if (threadIdx.x + q * blockDim.x >= entries) break;
+      const int a = ea[q], b = eb[q];
       double s = 0.0;
       for (int k = 0; k < rows; ++k) s += stage[k * n + a] * stage[k * n + b];
       acc[q] += s;
@@ -74,12 +78,9 @@ __global__ void __launch_bounds__(kGramThreads)
   }
   double* g = gram + (long long)blockIdx.x * n * n;
   for (int q = 0; q < kEntriesPerThread; ++q) {
-    const int e = threadIdx.x + q * blockDim.x;
-    if (e >= entries) break;
-    int a, b;
-    triangle_entry(e, n, a, b);
-    g[a * n + b] = acc[q];
-    g[b * n + a] = acc[q];
+    if (threadIdx.x + q * blockDim.x >= entries) break;
+    g[ea[q] * n + eb[q]] = acc[q];
+    g[eb[q] * n + ea[q]] = acc[q];
   }
 }
 
