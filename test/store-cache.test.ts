@@ -289,3 +289,18 @@ describe('cached headers', () => {
     expect(parents(cut)).toEqual(parents(await recover(dir, { scale: 'exact', bootstrap: 5 })));
   });
 });
+
+describe('family cache keys', () => {
+  it('change with the graph method revision and the options that decide, not with how a default is given', async () => {
+    const { familyCacheKey } = await import('../src/scale/recover.js');
+    const { GRAPH_REVISION } = await import('../src/graph/recover.js');
+    const members = ['a1', 'b2', 'c3'];
+    const now = familyCacheKey(members, {});
+    expect(familyCacheKey(members, {}, GRAPH_REVISION)).toBe(now);
+    expect(familyCacheKey(members, {}, GRAPH_REVISION - 1)).not.toBe(now); // an older method's result is not reused
+    expect(familyCacheKey(members, { bootstrap: 50 })).toBe(now); // the default, given explicitly
+    expect(familyCacheKey(members, { bootstrap: 10 })).not.toBe(now);
+    expect(familyCacheKey(members, { directionWeight: 0.1 })).not.toBe(now);
+    expect(familyCacheKey(['a1', 'b2'], {})).not.toBe(now);
+  });
+});

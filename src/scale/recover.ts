@@ -133,6 +133,16 @@ export async function familyGraph(sub: ArchitectureGroup, options: Pick<RecoverO
   return { ...meta, graph, seconds: { statistics: (t2 - t1) / 1000, graph: (performance.now() - t2) / 1000 } };
 }
 
+/**
+ * Cache key of an exact family's graph result: its members' content keys, the resolved graph
+ * options (a default given explicitly, bootstrap 50, finds the same entry) and the graph method's
+ * revision (a result of an older method is never reused).
+ */
+export function familyCacheKey(memberKeys: string[], graphOptions: GraphOptions, revision: number = GRAPH_REVISION): string {
+  const decided = JSON.stringify({ revision, ...resolveGraphOptions({ ...graphOptions, families: undefined }) });
+  return createHash('sha256').update(JSON.stringify(memberKeys)).update(decided).digest('hex');
+}
+
 export function subgroup(group: ArchitectureGroup, members: number[]): ArchitectureGroup {
   return {
     architecture: group.architecture, skipped: [],
@@ -194,11 +204,8 @@ export async function recoverGroupScaled(group: ArchitectureGroup, options: Reco
   let exactFamilies = 0, sparseFamilies = 0, done = 0;
 
   // Exact families: their cache keys and hits first, so that a cluster gets every missing family at once.
-  // Keyed by the resolved options, so that a default given explicitly (bootstrap 50) finds the same
-  // entries, and by the graph method's revision, so that results of an older method are not reused.
-  const decided = JSON.stringify({ revision: GRAPH_REVISION, ...resolveGraphOptions({ ...graphOptions, families: undefined }) });
   const familyKeys = sketchFamilies.map((members) => members.length <= EXACT_FAMILY_MAX && keys
-    ? createHash('sha256').update(JSON.stringify(members.map((m) => keys[m]))).update(decided).digest('hex') : undefined);
+    ? familyCacheKey(members.map((m) => keys[m]!), graphOptions) : undefined);
   const cachedFamilies = familyKeys.map((k) => (k ? store!.family<GraphResult>(k) : undefined));
   const prefetched = new Map<number[], Promise<FamilyGraph>>();
   if (remote) sketchFamilies.forEach((members, f) => {
