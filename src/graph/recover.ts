@@ -26,16 +26,16 @@ interface Built { parent: Int32Array; D: Float64Array; rootTotals?: Float64Array
 type Evidence = 'spectrum' | 'l2' | 'rank';
 
 /**
- * The options validated, with their defaults filled in: two option sets that decide alike resolve
- * alike (the scale path keys cached family results by it).
- */
-/**
  * Revision of the graph method: bumped whenever recoverGraph can give other parents or confidences
  * for the same statistics and options (2: the inheritance constraint and the LOSO constants; 3: placement settled after the tree).
  * Cached family results (src/scale/recover.ts) are keyed by it, so an upgrade never reuses them.
  */
 export const GRAPH_REVISION = 3;
 
+/**
+ * The options validated, with their defaults filled in: two option sets that decide alike resolve
+ * alike (the scale path keys cached family results by it).
+ */
 export function resolveGraphOptions(o: GraphOptions): Required<Omit<GraphOptions, 'families' | 'entropySign'>> & { families?: number; entropySign?: 1 | -1 } {
   const known = new Set(['method', 'distance', 'lambda', 'bootstrap', 'seed', 'families', 'lengthWeight', 'directionWeight', 'entropySign']);
   for (const key of Object.keys(o ?? {}))
