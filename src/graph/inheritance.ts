@@ -89,6 +89,15 @@ export function repairByInheritance(S2: Float64Array, n: number, parent: Int32Ar
 export const MIN_INHERITED = 0.5;
 
 /**
+ * kappa0 = <x - p, a - p> / |a - p|^2 (local indices into the n x n squared distances S2): the
+ * share of a's update a - p that x carries. NaN where a equals p (no update to carry).
+ */
+export function carriedShare(S2: Float64Array, n: number, x: number, a: number, p: number): number {
+  const ua = S2[a * n + p];
+  return ua > 0 ? (S2[x * n + p] + ua - S2[x * n + a]) / 2 / ua : NaN;
+}
+
+/**
  * Edges a -> x of the tree (local indices, parent -1 at a root) whose child carries less than
  * MIN_INHERITED of a's own update a - p, as directed pairs a * n + x. Edges under a root are not
  * tested (no p).
@@ -100,10 +109,7 @@ export function inheritanceViolations(S2: Float64Array, n: number, parent: Array
     if (a < 0) continue;
     const p = parent[a];
     if (p < 0) continue;
-    const ua = S2[a * n + p];
-    if (!(ua > 0)) continue;
-    const kappa0 = (S2[x * n + p] + ua - S2[x * n + a]) / 2 / ua;
-    if (kappa0 < MIN_INHERITED) bad.push(a * n + x);
+    if (carriedShare(S2, n, x, a, p) < MIN_INHERITED) bad.push(a * n + x); // NaN (a = p): not tested
   }
   return bad;
 }

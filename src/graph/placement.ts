@@ -25,12 +25,25 @@
  * cycle (a sibling is never in x's subtree; a grandparent is an ancestor). No fitted constant: the
  * kappa0 interval is the inheritance constraint's own bound and its reciprocal.
  */
-import { MIN_INHERITED } from './inheritance.js';
+import { carriedShare, MIN_INHERITED } from './inheritance.js';
 
-/** kappa0 of x on a's update over g: <x - g, a - g> / |a - g|^2 from squared distances (n x n). */
-function carried(S2: Float64Array, n: number, x: number, a: number, g: number): number {
-  const ua = S2[a * n + g];
-  return ua > 0 ? (S2[x * n + g] + ua - S2[x * n + a]) / 2 / ua : NaN;
+/**
+ * Applies `move` (x, current parents) -> new parent of x or -1 for no move, over every non-root x,
+ * until a round moves nothing (at most n rounds). Local indices, parent -1 at a root.
+ */
+function untilSettled(n: number, parent: ArrayLike<number>, move: (x: number, out: Int32Array) => number): { parent: Int32Array; moved: number } {
+  const out = Int32Array.from(parent);
+  let moved = 0;
+  for (let round = 0; round < n; round++) {
+    let changed = false;
+    for (let x = 0; x < n; x++) {
+      if (out[x] < 0) continue;
+      const to = move(x, out);
+      if (to >= 0) { out[x] = to; moved++; changed = true; }
+    }
+    if (!changed) break;
+  }
+  return { parent: out, moved };
 }
 
 /**
@@ -39,25 +52,17 @@ function carried(S2: Float64Array, n: number, x: number, a: number, g: number): 
  * at a root; returns new parents and the number of moves.
  */
 export function adoptBySibling(D: Float64Array, S2: Float64Array, n: number, parent: ArrayLike<number>): { parent: Int32Array; moved: number } {
-  const out = Int32Array.from(parent);
-  let moved = 0;
-  for (let round = 0; round < n; round++) {
-    let changed = false;
-    for (let x = 0; x < n; x++) {
-      const g = out[x];
-      if (g < 0) continue;
-      let best = -1;
-      for (let a = 0; a < n; a++) {
-        if (a === x || out[a] !== g || !(D[a * n + x] < D[g * n + x])) continue;
-        const k = carried(S2, n, x, a, g);
-        if (!(k >= MIN_INHERITED && k <= 1 / MIN_INHERITED)) continue;
-        if (best < 0 || D[a * n + x] < D[best * n + x]) best = a;
-      }
-      if (best >= 0) { out[x] = best; moved++; changed = true; }
+  return untilSettled(n, parent, (x, out) => {
+    const g = out[x];
+    let best = -1;
+    for (let a = 0; a < n; a++) {
+      if (a === x || out[a] !== g || !(D[a * n + x] < D[g * n + x])) continue;
+      const k = carriedShare(S2, n, x, a, g);
+      if (!(k >= MIN_INHERITED && k <= 1 / MIN_INHERITED)) continue;
+      if (best < 0 || D[a * n + x] < D[best * n + x]) best = a;
     }
-    if (!changed) break;
-  }
-  return { parent: out, moved };
+    return best;
+  });
 }
 
 /**
@@ -65,22 +70,10 @@ export function adoptBySibling(D: Float64Array, S2: Float64Array, n: number, par
  * the grandparent. Local indices, parent -1 at a root; returns new parents and the number of moves.
  */
 export function liftToGrandparent(D: Float64Array, n: number, parent: ArrayLike<number>): { parent: Int32Array; moved: number } {
-  const out = Int32Array.from(parent);
-  let moved = 0;
-  for (let round = 0; round < n; round++) {
-    let changed = false;
-    for (let x = 0; x < n; x++) {
-      const a = out[x];
-      if (a < 0) continue;
-      const g = out[a];
-      if (g < 0 || !(D[g * n + x] < D[a * n + x])) continue;
-      out[x] = g;
-      moved++;
-      changed = true;
-    }
-    if (!changed) break;
-  }
-  return { parent: out, moved };
+  return untilSettled(n, parent, (x, out) => {
+    const a = out[x], g = out[a];
+    return g >= 0 && D[g * n + x] < D[a * n + x] ? g : -1;
+  });
 }
 
 /** adoptBySibling, then liftToGrandparent: the tree's parents with placement settled. */
