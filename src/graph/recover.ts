@@ -73,8 +73,9 @@ function buildTree(stats: TensorStats, idx: number[], w: Float64Array, lora: boo
     const local = [...reps.keys()].filter((a) => reps[a] === a && bases[a] < 0), sub = local.map((a) => idx[a]), m = sub.length;
     const parent = Int32Array.from(reps, (r, a) => (r !== a ? r : bases[a] >= 0 ? bases[a] : -1));
     let total = new Float64Array(n), cost = 0;
+    let subD: Float64Array | undefined; // the placement distance over sub; over idx too when no model was set aside
     if (m > 1) {
-      const D = spectralDistance(stats, sub, w, lengthWeight);
+      const D = (subD = spectralDistance(stats, sub, w, lengthWeight));
       const cues = [spectrumVotes(stats, sub, w), kurtosisVotes(stats.kurtosis, stats.sumsq, N, stats.tensors, sub, w)];
       // The directed tree whose every child carries at least half of its parent's own update
       // (inheritance.ts): a violating edge is forbidden and the tree rebuilt, at most m times.
@@ -96,8 +97,8 @@ function buildTree(stats: TensorStats, idx: number[], w: Float64Array, lora: boo
       repaired.forEach((p, k) => (parent[local[k]] = p < 0 ? -1 : local[p]));
       // A model below a base that is nearer to one of the base's adapters (by L2) was fine-tuned
       // from that adapter: inserting it on the edge shortens the edge.
-      const sq = ftDistance(stats, idx, w).sumsq;
-      for (const x of local) {
+      const sq = bases.some((b) => b >= 0) ? ftDistance(stats, idx, w).sumsq : undefined;
+      if (sq) for (const x of local) {
         const q = parent[x];
         if (q < 0) continue;
         let best = -1;
@@ -107,7 +108,7 @@ function buildTree(stats: TensorStats, idx: number[], w: Float64Array, lora: boo
       total = new Float64Array(n).fill(-Infinity);
       local.forEach((a, k) => (total[a] = tree.total[k]));
     }
-    return { parent, D: spectralDistance(stats, idx, w, lengthWeight), rootTotals: total, cost };
+    return { parent, D: subD && m === n ? subD : spectralDistance(stats, idx, w, lengthWeight), rootTotals: total, cost };
   }
   const { D: dft } = ftDistance(stats, idx, w);
   if (method === 'paper') {
