@@ -93,6 +93,24 @@ __device__ __forceinline__ void tournament(int s, int k, int np, int& p, int& q)
   if (p > q) { const int t = p; p = q; q = t; }
 }
 
+// One round-robin step's rotations (c, s per pair slot) applied to A, np x np in shared memory:
+// entry (r, p) of the pass is A[r * line + p * across], so (np, 1) rotates columns p and q of every
+// row (A J) and (1, np) rows p and q of every column (J^T A). The pairs are disjoint: no races.
+// Ends with a barrier.
+__device__ void rotate_step(double* A, int np, int s, const double* rc, const double* rs, int line, int across) {
+  for (int w = threadIdx.x; w < (np / 2) * np; w += blockDim.x) {
+    const int k = w / np, r = w % np;
+    int p, q;
+    tournament(s, k, np, p, q);
+    double* ap = A + r * line + p * across;
+    double* aq = A + r * line + q * across;
+    const double c = rc[k], sn = rs[k], vp = *ap, vq = *aq;
+    *ap = c * vp - sn * vq;
+    *aq = sn * vp + c * vq;
+  }
+  __syncthreads();
+}
+
 __global__ void __launch_bounds__(kJacobiThreads)
     spectrum_jacobi_kernel(const double* __restrict__ gram, int n, double* __restrict__ out) {
   // n padded to even np with a zero row and column: one more zero eigenvalue, which adds nothing
@@ -159,26 +177,8 @@ __global__ void __launch_bounds__(kJacobiThreads)
         rs[k] = sn;
       }
       __syncthreads();
-      // A <- A J: columns p and q of every row.
-      for (int w = threadIdx.x; w < half * np; w += blockDim.x) {
-        const int k = w / np, r = w % np;
-        int p, q;
-        tournament(s, k, np, p, q);
-        const double c = rc[k], sn = rs[k], ap = A[r * np + p], aq = A[r * np + q];
-        A[r * np + p] = c * ap - sn * aq;
-        A[r * np + q] = sn * ap + c * aq;
-      }
-      __syncthreads();
-      // A <- J^T A: rows p and q of every column.
-      for (int w = threadIdx.x; w < half * np; w += blockDim.x) {
-        const int k = w / np, r = w % np;
-        int p, q;
-        tournament(s, k, np, p, q);
-        const double c = rc[k], sn = rs[k], ap = A[p * np + r], aq = A[q * np + r];
-        A[p * np + r] = c * ap - sn * aq;
-        A[q * np + r] = sn * ap + c * aq;
-      }
-      __syncthreads();
+      rotate_step(A, np, s, rc, rs, np, 1);  // A <- A J: columns p and q of every row
+      rotate_step(A, np, s, rc, rs, 1, np);  // A <- J^T A: rows p and q of every column
       // Zeroed also where the rotation underflowed to the identity (|a_pq| < 1e-154 |a_qq - a_pp|:
       // dropping it moves the eigenvalues by less than their rounding), or the sweeps never end.
       for (int k = threadIdx.x; k < half; k += blockDim.x) {
