@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cmath>
 #include <limits>
+#include <memory>
 #include <thread>
 #include <vector>
 
@@ -89,30 +90,37 @@ class Pipeline {
     if (n == 0 || n > size_t(kSpectrumMaxSide) || std::max(R, C) > size_t(1) << 30 || N > size_t(1) << 30) return false;
     if (count == 0) return true;
     use_device(job_.device);  // the runner's thread is not the one that selected it
-    Stream stream;
-    DeviceBuffer blocks(N * E * sizeof(float), "spectrum blocks");
-    check(cudaMemcpyAsync(blocks.as<void>(), whole, N * E * sizeof(float), cudaMemcpyHostToDevice, stream.get()),
-          "cudaMemcpyAsync (spectrum blocks)");
+    SpectrumScratch& sc = spectrum_;
+    if (!sc.stream) sc.stream = std::make_unique<Stream>();
+    const cudaStream_t stream = sc.stream->get();
     // Tasks in batches whose Gram matrices stay within 256 MiB.
     const size_t batch = std::min(count, std::max<size_t>(1, (size_t(256) << 20) / (n * n * sizeof(double))));
-    DeviceBuffer gram(spectrum_gram_doubles(int(R), int(C), int(batch)) * sizeof(double), "spectrum Gram matrices");
-    DeviceBuffer dtasks(batch * sizeof(int2), "spectrum tasks"), dout(batch * sizeof(double), "spectrum results");
-    std::vector<int2> host(batch);
+    grow(sc.blocks, N * E * sizeof(float), "spectrum blocks");
+    grow(sc.gram, spectrum_gram_doubles(int(R), int(C), int(batch)) * sizeof(double), "spectrum Gram matrices");
+    grow(sc.out, count * sizeof(double), "spectrum results");
+    // The runner gives every tensor the same task list: uploaded once.
+    if (sc.host_tasks != tasks) {
+      std::vector<int2> dev(count);
+      for (size_t k = 0; k < count; ++k) dev[k] = make_int2(int(tasks[2 * k]), tasks[2 * k + 1] == UINT32_MAX ? -1 : int(tasks[2 * k + 1]));
+      grow(sc.tasks, count * sizeof(int2), "spectrum tasks");
+      check(cudaMemcpy(sc.tasks.as<void>(), dev.data(), count * sizeof(int2), cudaMemcpyHostToDevice), "cudaMemcpy (spectrum tasks)");
+      sc.host_tasks = tasks;
+    }
+    check(cudaMemcpyAsync(sc.blocks.as<void>(), whole, N * E * sizeof(float), cudaMemcpyHostToDevice, stream),
+          "cudaMemcpyAsync (spectrum blocks)");
     for (size_t k0 = 0; k0 < count && !cancelled(); k0 += batch) {
       const size_t m = std::min(batch, count - k0);
-      for (size_t k = 0; k < m; ++k) {
-        const uint32_t i = tasks[2 * (k0 + k)], j = tasks[2 * (k0 + k) + 1];
-        host[k] = make_int2(int(i), j == UINT32_MAX ? -1 : int(j));
-      }
-      check(cudaMemcpyAsync(dtasks.as<void>(), host.data(), m * sizeof(int2), cudaMemcpyHostToDevice, stream.get()),
-            "cudaMemcpyAsync (spectrum tasks)");
-      spectral_entropy_batch(blocks.as<float>(), int(R), int(C), dtasks.as<int2>(), int(m), gram.as<double>(), dout.as<double>(),
-                             stream.get());
-      check(cudaMemcpyAsync(out + k0, dout.as<void>(), m * sizeof(double), cudaMemcpyDeviceToHost, stream.get()),
-            "cudaMemcpyAsync (spectrum results)");
-      check(cudaStreamSynchronize(stream.get()), "cudaStreamSynchronize (spectrum)");
+      spectral_entropy_batch(sc.blocks.as<float>(), int(R), int(C), sc.tasks.as<int2>() + k0, int(m), sc.gram.as<double>(),
+                             sc.out.as<double>() + k0, stream);
+      check(cudaStreamSynchronize(stream), "cudaStreamSynchronize (spectrum)");  // between batches: cancellation
     }
+    check(cudaMemcpy(out, sc.out.as<void>(), count * sizeof(double), cudaMemcpyDeviceToHost), "cudaMemcpy (spectrum results)");
     return true;
+  }
+
+  // A device buffer of at least `bytes`, kept from tensor to tensor (reallocated only to grow).
+  static void grow(DeviceBuffer& buf, size_t bytes, const char* what) {
+    if (buf.bytes() < bytes) buf = DeviceBuffer(bytes, what);
   }
 
   // Every file once; every source's range checked against the file as it is now. Then mapped
@@ -356,6 +364,12 @@ class Pipeline {
   std::atomic<uint64_t> bytes_read_{0};
   uint64_t total_ = 0;
   jobs::StatsOutput out_;
+  // The spectrum offload's stream and device memory, kept over the job's tensors.
+  struct SpectrumScratch {
+    std::unique_ptr<Stream> stream;
+    DeviceBuffer blocks, gram, tasks, out;
+    std::vector<uint32_t> host_tasks;  // the task list now in `tasks`
+  } spectrum_;
 };
 
 }  // namespace
