@@ -28,22 +28,23 @@ const isDir = (p) => { try { return statSync(p).isDirectory(); } catch { return 
 
 /** Every split folder (one holding truth.json), with a short label: 'ft', 'extra/<zoo>/ft'. */
 export function findSplits(explicit) {
-  // Labels as the scan below gives them, so that two zoos' splits of one name stay apart.
+  // One label per folder, whether listed or found, so that two zoos' splits of one name stay apart.
   const labelOf = (dir) => {
     const under = (base, prefix) => (dir.startsWith(base + '/') ? prefix + dir.slice(base.length + 1) : undefined);
     return under(SHARED_ZOO, '') ?? under(join(root, 'examples', 'zoo'), 'example/') ?? under(EXTRA_ZOOS, 'extra/') ?? dir;
   };
-  if (explicit) return explicit.split(',').filter(Boolean).map((d) => ({ label: labelOf(resolve(d)), dir: resolve(d) }));
-  const out = [];
-  const scan = (base, prefix) => {
-    if (!isDir(base)) return;
-    for (const name of readdirSync(base).sort())
-      if (existsSync(join(base, name, 'truth.json'))) out.push({ label: prefix + name, dir: join(base, name) });
-  };
-  scan(SHARED_ZOO, '');
-  scan(join(root, 'examples', 'zoo'), 'example/');
-  if (isDir(EXTRA_ZOOS)) for (const zoo of readdirSync(EXTRA_ZOOS).sort()) scan(join(EXTRA_ZOOS, zoo), `extra/${zoo}/`);
-  return out;
+  const dirs = [];
+  if (explicit) dirs.push(...explicit.split(',').filter(Boolean).map((d) => resolve(d)));
+  else {
+    const scan = (base) => {
+      if (!isDir(base)) return;
+      for (const name of readdirSync(base).sort()) if (existsSync(join(base, name, 'truth.json'))) dirs.push(join(base, name));
+    };
+    scan(SHARED_ZOO);
+    scan(join(root, 'examples', 'zoo'));
+    if (isDir(EXTRA_ZOOS)) for (const zoo of readdirSync(EXTRA_ZOOS).sort()) scan(join(EXTRA_ZOOS, zoo));
+  }
+  return dirs.map((dir) => ({ label: labelOf(dir), dir }));
 }
 
 /** The compiled library: --dist DIR (a private tsc outDir) or the repository's dist/. */
