@@ -11,7 +11,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import { abortReason, AbortError, InputError, isAbortError, MotherError } from './errors.js';
-import { clusterFamilies, recoverGraph, relatedness } from './graph/index.js';
+import { clusterFamilies, constantTensors, recoverGraph, relatedness } from './graph/index.js';
 import type { GraphOptions, GraphResult } from './graph/types.js';
 import { buildCatalogue, discoverModels, isModelReadError, openModels, type ArchitectureGroup, type Model } from './io/index.js';
 import { addRankStatistics, addSpectrumStatistics, groupStatistics, looksAdapterTuned, pooledKurtosis } from './stats/compute.js';
@@ -275,6 +275,7 @@ async function pipeline(allModels: Model[], options: RecoverOptions, headerSecon
     // asked for, else the families whose models look adapter-tuned (see looksAdapterTuned).
     // A single-model group still gets the (empty) rank table: recoverGraph requires it for 'lora'.
     const fams = clusterFamilies(relatedness(gs.stats), group.models.length, options.families);
+    gs.stats.constant = constantTensors(gs.stats.sumsq, group.models.length, gs.stats.tensors.length, fams);
     if (options.distance === 'lora' || (options.distance !== 'ft' && group.models.length > 1)) {
       const wanted = options.distance === 'lora' ? fams : fams.filter((f) => looksAdapterTuned(gs.stats, f));
       if (wanted.length) await extraPass(addRankStatistics, wanted);

@@ -41,3 +41,21 @@ export function clusterFamilies(rel: Float64Array, N: number, k?: number): numbe
   }
   return [...groups.values()].sort((x, y) => x[0] - y[0]);
 }
+
+/**
+ * Tensors stored bit for bit alike by two models of different families: constants such as GPT-2's
+ * causal-mask buffer `attn.bias` or a rotary `inv_freq`, not trained weights. Unrelated models
+ * cannot share a trained tensor, so such a tensor is no evidence of freezing (a LoRA base) between
+ * relatives either. With one family nothing can be told apart and nothing is marked.
+ */
+export function constantTensors(sumsq: Float64Array, N: number, T: number, families: number[][]): Uint8Array {
+  const constant = new Uint8Array(T);
+  const family = new Int32Array(N);
+  families.forEach((members, f) => { for (const i of members) family[i] = f; });
+  for (let t = 0; t < T; t++) {
+    search: for (let i = 0; i < N; i++) for (let j = i + 1; j < N; j++) {
+      if (family[i] !== family[j] && sumsq[(t * N + i) * N + j] === 0) { constant[t] = 1; break search; }
+    }
+  }
+  return constant;
+}

@@ -27,10 +27,11 @@ type Evidence = 'spectrum' | 'l2' | 'rank';
 
 /**
  * Revision of the graph method: bumped whenever recoverGraph can give other parents or confidences
- * for the same statistics and options (2: the inheritance constraint and the LOSO constants; 3: placement settled after the tree).
+ * for the same statistics and options (2: the inheritance constraint and the LOSO constants; 3: placement settled after the tree;
+ * 4: constant buffers shared by unrelated models are not frozen tensors).
  * Cached family results (src/scale/recover.ts) are keyed by it, so an upgrade never reuses them.
  */
-export const GRAPH_REVISION = 3;
+export const GRAPH_REVISION = 4;
 
 /**
  * The options validated, with their defaults filled in: two option sets that decide alike resolve

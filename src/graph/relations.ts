@@ -347,7 +347,7 @@ function frozenCount(stats: TensorStats, i: number, j: number): { frozen: number
   const moved2d: number[] = [];
   stats.tensors.forEach((tt, t) => {
     const s = sq(stats, t, i, j);
-    if (s === 0) frozen++;
+    if (s === 0) { if (!stats.constant?.[t]) frozen++; } // a constant buffer is not frozen
     else if (tt.rows > 1 && tt.cols > 1) moved2d.push(t);
   });
   return { frozen, moved2d };
@@ -427,6 +427,7 @@ export function subsetStats(stats: TensorStats, keep: number[]): TensorStats {
     ...(stats.spectrum ? { spectrum: pair(stats.spectrum) } : {}),
     ...(stats.weightSpectrum ? { weightSpectrum: per(stats.weightSpectrum) } : {}),
     ...(stats.spectrumNoise ? { spectrumNoise: stats.spectrumNoise } : {}),
+    ...(stats.constant ? { constant: stats.constant } : {}),
     ...(stats.storageBits ? { storageBits: Float64Array.from(keep, (k) => stats.storageBits![k]!) } : {}),
   };
 }

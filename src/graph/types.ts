@@ -28,6 +28,11 @@ export interface TensorStats {
   weightSpectrum?: Float64Array;
   /** T: spectral entropy of a standard Gaussian matrix of the tensor's block shape (structureless). */
   spectrumNoise?: Float64Array;
+  /**
+   * T: 1 where two unrelated models store the tensor bit for bit alike (a constant buffer, see
+   * constantTensors); such a tensor is never counted as frozen. Absent: none known.
+   */
+  constant?: Uint8Array;
   /** N: mean bits per stored weight (F32 32, BF16 16, Q8_0 8.5, ...): which of two copies is the source. */
   storageBits?: Float64Array;
 }

@@ -18,7 +18,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { selectionKey, type StatsCache } from '../store/cache.js';
 import { AbortError } from '../errors.js';
-import { clusterFamilies, recoverGraph, relatedness } from '../graph/index.js';
+import { clusterFamilies, constantTensors, recoverGraph, relatedness } from '../graph/index.js';
 import { GRAPH_REVISION, resolveGraphOptions } from '../graph/recover.js';
 import { sparseRecover, type SparseFamily } from '../graph/sparse.js';
 import type { FamilyResult, GraphOptions, GraphResult, TensorStats } from '../graph/types.js';
@@ -106,6 +106,7 @@ export async function familyStatistics(sub: ArchitectureGroup, options: Pick<Rec
   let bytesRead = gs.bytesRead;
   const n = sub.models.length;
   const local = clusterFamilies(relatedness(gs.stats), n, undefined);
+  gs.stats.constant = constantTensors(gs.stats.sumsq, n, gs.stats.tensors.length, local);
   if (options.distance === 'lora' || (options.distance !== 'ft' && n > 1)) {
     const wanted = options.distance === 'lora' ? local : local.filter((f) => looksAdapterTuned(gs.stats, f));
     if (wanted.length) bytesRead += (await addRankStatistics(sub, gs.stats, wanted, statsOptions)).bytesRead;

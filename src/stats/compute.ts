@@ -152,7 +152,7 @@ export function looksAdapterTuned(stats: TensorStats, members: number[]): boolea
     let frozen = false, moved2d = false;
     for (let t = 0; t < T; t++) {
       const s = stats.sumsq[(t * N + i) * N + best]!;
-      if (s === 0) frozen = true;
+      if (s === 0) { if (!stats.constant?.[t]) frozen = true; }
       else if (s > 0 && stats.tensors[t]!.rows > 1 && stats.tensors[t]!.cols > 1) moved2d = true;
     }
     if (frozen && moved2d) votes++;
