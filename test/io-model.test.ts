@@ -206,6 +206,32 @@ describe('catalogue', () => {
     expect(groups[0]!.architecture).not.toBe(groups[1]!.architecture);
   });
 
+  it('a base saved without its head class prefix joins its fine-tunes, under their names', async () => {
+    // GPT2Model (`h.0...`, `wte`) against GPT2LMHeadModel (`transformer.h.0...`), BertModel against
+    // BertForSequenceClassification (`bert.` + a new `classifier`).
+    const base: TensorSpec[] = [
+      { name: 'wte.weight', dtype: 'F32', shape: [32, 8] },
+      { name: 'h.0.attn.c_attn.weight', dtype: 'F32', shape: [8, 24] },
+      { name: 'h.0.attn.bias', dtype: 'F32', shape: [1, 1, 4, 4] },
+      { name: 'ln_f.weight', dtype: 'F32', shape: [8] },
+    ];
+    const head = (extra: TensorSpec[] = []): TensorSpec[] => [...base.map((t) => ({ ...t, name: `transformer.${t.name}` })), ...extra];
+    const other: TensorSpec[] = [{ name: 'conv1.weight', dtype: 'F32', shape: [8, 3, 3, 3] }];
+    const ms = await models([head(), base, head([{ name: 'score.weight', dtype: 'F32', shape: [2, 8] }]), other], 'prefix');
+    const offset = ms[1]!.tensors.get('h.0.attn.c_attn.weight')!.offset;
+    const groups = buildCatalogue(ms);
+    expect(groups.map((g) => g.models.map((m) => m.id))).toEqual([['prefix0', 'prefix1', 'prefix2'], ['prefix3']]);
+    expect(groups[0]!.tensors.map((t) => t.name)).toEqual(base.map((t) => `transformer.${t.name}`));
+    const qkv = jobTensors(groups[0]!)[1]!;
+    expect(qkv.name).toBe('transformer.h.0.attn.c_attn.weight');
+    expect(qkv.sources[1]).toMatchObject({ file: ms[1]!.files[0], offset }); // the base's own bytes
+    expect(ms[1]!.tensors.get('transformer.h.0.attn.c_attn.weight')!.name).toBe('transformer.h.0.attn.c_attn.weight');
+    expect(groups[0]!.skipped).toEqual([{ name: 'score.weight', reason: 'missing from 2 of 3 models', models: ['prefix0', 'prefix1'] }]);
+    // Unrelated names under one prefix do not join: a ViT saved under `vit.` is not a GPT-2.
+    const vits = await models([vit().map((t) => ({ ...t, name: `vit.${t.name}` })), base], 'noprefix');
+    expect(buildCatalogue(vits).length).toBe(2);
+  });
+
   it('globs', () => {
     expect(globToRegExp('a.*.b').test('a.x.y.b')).toBe(true);
     expect(globToRegExp('a.?').test('a.bc')).toBe(false);

@@ -5,7 +5,9 @@
  * of different architectures are never compared. "Mostly": classes of identical signatures are
  * merged when the (name, shape) pairs they share hold at least half the elements of each, so
  * fine-tuned children with a different classifier head stay with their parent, while a ViT and a
- * ResNet do not. Inside a group a tensor is used when every model holds it with the same shape
+ * ResNet do not. A base model saved without its head class's prefix (GPT2Model's `h.0.attn.c_attn`
+ * against GPT2LMHeadModel's `transformer.h.0.attn.c_attn`) joins the prefixed class when the names
+ * coincide once prefixed, and its tensors take the prefixed names. Inside a group a tensor is used when every model holds it with the same shape
  * and a computable dtype (F64, F32, F16, BF16; dtypes may differ across models) and the selection
  * options keep it; every other tensor is reported in `skipped` with the reason.
  */
@@ -114,13 +116,47 @@ export function groupByArchitecture(models: Model[]): Model[][] {
   // Union-find over classes: merge when shared (name, shape) elements are >= half of each.
   const parent = classes.map((_, i) => i);
   const find = (i: number): number => (parent[i] === i ? i : (parent[i] = find(parent[i]!)));
+  const enough = (shared: number, total: number) => (total === 0 ? shared === 0 : shared * 2 >= total);
+  const sharedWith = (A: (typeof classes)[number], B: (typeof classes)[number], prefix = '') => {
+    let shared = 0;
+    for (const [k, n] of B.keys) if (A.keys.has(prefix + k)) shared += n;
+    return shared;
+  };
+  const unaligned: [number, number][] = [];
   for (let a = 0; a < classes.length; a++)
     for (let b = a + 1; b < classes.length; b++) {
       const A = classes[a]!, B = classes[b]!;
-      let shared = 0;
-      for (const [k, n] of A.keys) if (B.keys.has(k)) shared += n;
-      const enough = (total: number) => (total === 0 ? shared === 0 : shared * 2 >= total);
-      if (shared > 0 && enough(A.elements) && enough(B.elements)) parent[find(b)] = find(a);
+      const shared = sharedWith(A, B);
+      if (shared > 0 && enough(shared, A.elements) && enough(shared, B.elements)) parent[find(b)] = find(a);
+      else unaligned.push([a, b]);
+    }
+  // A head class saves the base model under a prefix (GPT2LMHeadModel's `transformer.`,
+  // BertForSequenceClassification's `bert.`) that the base class saved alone lacks (GPT2Model,
+  // BertModel). Classes that mostly coincide once one's names take the other's prefix are one
+  // architecture; the unprefixed class's matching names are renamed to the prefixed form.
+  const prefixOf = classes.map((c) => basePrefix(c.keys, c.elements));
+  const renamed = new Map<number, { prefix: string; keys: Set<string> }>();
+  for (const [a, b] of unaligned) {
+    if (find(a) === find(b)) continue;
+    for (const [P, U] of [[a, b], [b, a]] as const) {
+      const prefix = prefixOf[P];
+      if (!prefix || renamed.has(U)) continue;
+      const shared = sharedWith(classes[P]!, classes[U]!, prefix);
+      if (!(shared > 0 && enough(shared, classes[P]!.elements) && enough(shared, classes[U]!.elements))) continue;
+      const keys = new Set([...classes[U]!.keys.keys()].filter((k) => classes[P]!.keys.has(prefix + k) && !classes[U]!.keys.has(prefix + k)));
+      renamed.set(U, { prefix, keys });
+      parent[find(U)] = find(P);
+      break;
+    }
+  }
+  for (const [c, { prefix, keys }] of renamed)
+    for (const m of classes[c]!.models) {
+      const tensors = new Map<string, TensorInfo>();
+      for (const [name, info] of m.tensors) {
+        if (keys.has(key(info))) tensors.set(prefix + name, { ...info, name: prefix + info.name });
+        else tensors.set(name, info);
+      }
+      m.tensors = tensors;
     }
   const groups = new Map<number, Model[]>();
   for (const m of models) {
@@ -129,6 +165,17 @@ export function groupByArchitecture(models: Model[]): Model[][] {
     groups.get(root)!.push(m);
   }
   return [...groups.values()];
+}
+
+/** The first name component holding at least half of a class's elements, with its dot ('transformer.'). */
+function basePrefix(keys: Map<string, number>, elements: number): string | null {
+  const under = new Map<string, number>();
+  for (const [k, n] of keys) {
+    const dot = k.indexOf('.');
+    if (dot > 0) under.set(k.slice(0, dot + 1), (under.get(k.slice(0, dot + 1)) ?? 0) + n);
+  }
+  for (const [p, n] of under) if (elements > 0 && n * 2 >= elements) return p;
+  return null;
 }
 
 /** Selects the tensors one group's models are compared on. */
