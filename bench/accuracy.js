@@ -1,7 +1,8 @@
 // Accuracy of recover() on zoos with known ancestry (folders holding a truth.json):
 // ../shared/zoo/<split> (beside the repository) and, where present, ../zoo-extra/<zoo>/<split>
 // (zoos made with the shared generators, e.g. other seeds).
-//   node bench/accuracy.js [--quick] [--dist DIR] [--json FILE] [--splits DIR,DIR...]
+//   node bench/accuracy.js [--quick] [--wrong] [--dist DIR] [--json FILE] [--splits DIR,DIR...]
+// (--wrong: list mother's wrong calls per split after the table)
 // Prints one table, a row per split: edge accuracy of mother and of the paper's recipe (right
 // parent, a root right when called a root), mother's undirected accuracy (the edge exists either
 // way round), ARI of mother's families against the true trees, and how much mother's confidences
@@ -99,9 +100,11 @@ export function score(lib, splitDir, truth, result) {
   const truthParent = truth.models.map((m) => (m.parent === null ? null : index.get(m.parent)));
   const predParent = rows.map((r) => (r.parent === undefined ? -1 : r.parent === null ? null : index.get(idOfRow.get(r.parent)) ?? -1));
   const { edgeAccuracy, undirectedAccuracy, adjustedRandIndex, rootsOf } = lib;
-  const right = [], wrong = [], calls = [];
+  const right = [], wrong = [], calls = [], wrongList = [];
+  const name = (p) => (p === null ? 'ROOT' : p === -1 || p === undefined ? '?' : tIds[p]);
   rows.forEach((r, i) => {
     (predParent[i] === truthParent[i] ? right : wrong).push(r.confidence);
+    if (predParent[i] !== truthParent[i]) wrongList.push(`${tIds[i]} <- ${name(predParent[i])} (true ${name(truthParent[i])}, confidence ${r.confidence.toFixed(2)})`);
     calls.push({ confidence: r.confidence, right: predParent[i] === truthParent[i] });
   });
   return {
@@ -113,6 +116,7 @@ export function score(lib, splitDir, truth, result) {
     undirected: undirectedAccuracy(truthParent, predParent),
     ari: adjustedRandIndex(rootsOf(truthParent), rows.map((r) => r.family)),
     wrongCalls: wrong.length,
+    wrongList,
     confRight: mean(right),
     confWrong: mean(wrong),
     auc: separationAuc(right, wrong),
@@ -126,7 +130,7 @@ export function score(lib, splitDir, truth, result) {
 
 const f3 = (x) => (x === null || x === undefined ? 'n/a' : x.toFixed(3));
 
-export async function runAccuracy({ dist, splits, quick = false } = {}) {
+export async function runAccuracy({ dist, splits, quick = false, showWrong = false } = {}) {
   const { lib } = await loadLibrary(dist);
   const list = splits ?? findSplits();
   if (!list.length) throw new Error(`no split with a truth.json under ${SHARED_ZOO} or ${EXTRA_ZOOS}`);
@@ -154,6 +158,8 @@ export async function runAccuracy({ dist, splits, quick = false } = {}) {
     }
   }
   printTable(rows);
+  if (showWrong)
+    for (const r of rows) if (r.method === 'mother' && r.wrongList?.length) console.log(`\n${r.split}: ${r.wrongList.length} wrong\n  ${r.wrongList.join('\n  ')}`);
   return { splits: list, rows };
 }
 
@@ -180,7 +186,7 @@ export function printTable(rows) {
 }
 
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  const out = await runAccuracy({ dist: arg('--dist'), splits: arg('--splits') ? findSplits(arg('--splits')) : undefined, quick: argv.includes('--quick') });
+  const out = await runAccuracy({ dist: arg('--dist'), splits: arg('--splits') ? findSplits(arg('--splits')) : undefined, quick: argv.includes('--quick'), showWrong: argv.includes('--wrong') });
   if (arg('--json')) writeFileSync(arg('--json'), JSON.stringify(out, null, 1));
   if (out.rows.some((r) => r.error || r.pass === false)) process.exitCode = 1;
 }
