@@ -28,10 +28,10 @@ type Evidence = 'spectrum' | 'l2' | 'rank';
 /**
  * Revision of the graph method: bumped whenever recoverGraph can give other parents or confidences
  * for the same statistics and options (2: the inheritance constraint and the LOSO constants; 3: placement settled after the tree;
- * 4: constant buffers shared by unrelated models are not frozen tensors).
+ * 4: constant buffers shared by unrelated models are not frozen tensors; 5: each bootstrap replicate chooses the entropy sign again).
  * Cached family results (src/scale/recover.ts) are keyed by it, so an upgrade never reuses them.
  */
-export const GRAPH_REVISION = 4;
+export const GRAPH_REVISION = 5;
 
 /**
  * The options validated, with their defaults filled in: two option sets that decide alike resolve
@@ -199,8 +199,11 @@ export function recoverGraph(stats: TensorStats, options: GraphOptions = {}): Gr
   const trees = pending.map((p) => spectralFamily(p.evidence)
     ? signs.map((sign) => buildTree(stats, p.idx, p.base, p.lora, opt.method, opt.lambda, p.evidence, opt.lengthWeight, opt.directionWeight, p.copies, sign))
     : [buildTree(stats, p.idx, p.base, p.lora, opt.method, opt.lambda, p.evidence, opt.lengthWeight, opt.directionWeight, p.copies)]);
-  const totalCost = (k: number) => pending.reduce((s, p, i) => s + (spectralFamily(p.evidence) ? trees[i]![k]!.cost! : 0), 0);
-  const pick = signs.length > 1 && totalCost(1) < totalCost(0) - 1e-12 ? 1 : 0;
+  const cheaperSign = (built: Built[][], spectral: boolean[]) => {
+    const total = (k: number) => built.reduce((s, b, i) => s + (spectral[i] ? b[k]!.cost! : 0), 0);
+    return signs.length > 1 && total(1) < total(0) - 1e-12 ? 1 : 0;
+  };
+  const pick = cheaperSign(trees, pending.map((p) => spectralFamily(p.evidence)));
   const entropySign = signs[pick] as 1 | -1;
 
   pending.forEach(({ f, idx, lora, base, evidence, copies }, k) => {
@@ -226,17 +229,27 @@ export function recoverGraph(stats: TensorStats, options: GraphOptions = {}): Gr
 
   let confidence: number[], runnerUp: GraphResult['runnerUp'];
   if (opt.bootstrap > 0) {
+    // Each replicate chooses the entropy sign again, as the estimate did: where the two signs cost
+    // nearly the same (a family that is mostly one chain, which either sign orients), the choice
+    // flips between replicates and the confidences of the edges it orients say so.
     const rand = mulberry32(opt.seed);
     const reps: (number | null)[][] = [];
+    const spectral = plans.map((p) => spectralFamily(p.evidence));
     for (let b = 0; b < opt.bootstrap; b++) {
       const w = resampleWeights(T, rand);
       const rep: (number | null)[] = new Array(N).fill(null);
-      for (const { idx, lora, base, evidence, copies } of plans) {
+      const built = plans.map(({ idx, lora, base, evidence, copies }, f) => {
         const wf = w.map((x, t) => x * base[t]);
-        if (!wf.some((x) => x > 0)) { idx.forEach((m) => (rep[m] = parent[m])); continue; }
-        const { parent: p } = buildTree(stats, idx, wf, lora, opt.method, opt.lambda, evidence, opt.lengthWeight, opt.directionWeight, copies, spectralFamily(evidence) ? entropySign : 0);
-        p.forEach((q, a) => (rep[idx[a]] = q < 0 ? null : idx[q]));
-      }
+        if (!wf.some((x) => x > 0)) return null;
+        const tree = (sign: number) => buildTree(stats, idx, wf, lora, opt.method, opt.lambda, evidence, opt.lengthWeight, opt.directionWeight, copies, sign);
+        return spectral[f] ? signs.map(tree) : [tree(0)];
+      });
+      const k = cheaperSign(built.map((b) => b ?? []), spectral.map((s, f) => s && built[f] !== null));
+      plans.forEach(({ idx }, f) => {
+        const b = built[f];
+        if (!b) { idx.forEach((m) => (rep[m] = parent[m])); return; }
+        b[spectral[f] ? k : 0]!.parent.forEach((q, a) => (rep[idx[a]] = q < 0 ? null : idx[q]));
+      });
       reps.push(rep);
     }
     ({ confidence, runnerUp } = tally(parent, reps));
