@@ -22,6 +22,8 @@ describe('a long continued-pre-training chain (held-out zoo)', () => {
   it('with the entropy sign of LM training (rising), the tree is right and confident', () => {
     const r = recoverGraph(stats, { bootstrap: 50, entropySign: -1 });
     expect(parents(r)).toEqual(truth);
+    expect(r.entropySignSupport).toBeNull(); // given, not chosen
+    expect(r.warnings).toEqual([]);
     expect(Math.min(...r.confidence)).toBeGreaterThanOrEqual(0.9);
   });
 
@@ -31,6 +33,9 @@ describe('a long continued-pre-training chain (held-out zoo)', () => {
     // Today the estimate reads the chain backwards (docs/method.md), but none of its wrong calls
     // is confident: the replicates split between the two signs.
     for (const [i, w] of wrong.entries()) if (w) expect(r.confidence[i]).toBeLessThanOrEqual(0.75);
+    expect(r.entropySignSupport).toBeGreaterThan(0.4);
+    expect(r.entropySignSupport).toBeLessThan(0.75);
+    expect(r.warnings.join('\n')).toMatch(/won only \d+ of 50 bootstrap replicates: the direction of chain-like families/);
     const fixed = recoverGraph(stats, { bootstrap: 50, entropySign: r.entropySign! });
     // One sign kept for every replicate (the previous bootstrap) called the same tree near certain.
     expect(parents(fixed)).toEqual(parents(r));

@@ -77,6 +77,11 @@ describe.each(['ft', 'lora', 'chain', 'lm-ft', 'lm-lora', 'lm-chain'])('zoo spli
     else expect(ours.families.filter((f) => f.members.length > 1).every((f) => f.evidence === 'spectrum')).toBe(true);
     expect(edgeAccuracy(truth, ours.parent)).toBeGreaterThanOrEqual(edgeAccuracy(truth, paper.parent));
     if (wrong.length) expect(mean(wrong)).toBeLessThan(mean(right));
+    // The LM zoos' entropy sign is settled: (nearly) every bootstrap replicate chooses it again.
+    if (split.startsWith('lm-') && split !== 'lm-lora') {
+      expect(ours.entropySignSupport).toBeGreaterThanOrEqual(0.95);
+      expect(ours.warnings.some((w) => w.includes('bootstrap replicates'))).toBe(false);
+    }
   });
 
   // Spectral entropy rises from parent to child on every LM split's true edges and falls on the

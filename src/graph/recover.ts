@@ -33,6 +33,9 @@ type Evidence = 'spectrum' | 'l2' | 'rank';
  */
 export const GRAPH_REVISION = 5;
 
+/** Below this share of bootstrap replicates agreeing on the entropy sign, recoverGraph warns. */
+export const SIGN_SUPPORT_WARNING = 0.75;
+
 /**
  * The options validated, with their defaults filled in: two option sets that decide alike resolve
  * alike (the scale path keys cached family results by it).
@@ -227,7 +230,7 @@ export function recoverGraph(stats: TensorStats, options: GraphOptions = {}): Gr
     });
   });
 
-  let confidence: number[], runnerUp: GraphResult['runnerUp'];
+  let confidence: number[], runnerUp: GraphResult['runnerUp'], entropySignSupport: number | null = null;
   if (opt.bootstrap > 0) {
     // Each replicate chooses the entropy sign again, as the estimate did: where the two signs cost
     // nearly the same (a family that is mostly one chain, which either sign orients), the choice
@@ -235,6 +238,7 @@ export function recoverGraph(stats: TensorStats, options: GraphOptions = {}): Gr
     const rand = mulberry32(opt.seed);
     const reps: (number | null)[][] = [];
     const spectral = plans.map((p) => spectralFamily(p.evidence));
+    let sameSign = 0;
     for (let b = 0; b < opt.bootstrap; b++) {
       const w = resampleWeights(T, rand);
       const rep: (number | null)[] = new Array(N).fill(null);
@@ -245,6 +249,7 @@ export function recoverGraph(stats: TensorStats, options: GraphOptions = {}): Gr
         return spectral[f] ? signs.map(tree) : [tree(0)];
       });
       const k = cheaperSign(built.map((b) => b ?? []), spectral.map((s, f) => s && built[f] !== null));
+      if (k === pick) sameSign++;
       plans.forEach(({ idx }, f) => {
         const b = built[f];
         if (!b) { idx.forEach((m) => (rep[m] = parent[m])); return; }
@@ -253,6 +258,12 @@ export function recoverGraph(stats: TensorStats, options: GraphOptions = {}): Gr
       reps.push(rep);
     }
     ({ confidence, runnerUp } = tally(parent, reps));
+    if (spectral.some(Boolean) && signs.length > 1) {
+      entropySignSupport = sameSign / opt.bootstrap;
+      if (entropySignSupport < SIGN_SUPPORT_WARNING)
+        warnings.push(`the direction cue's sign (spectral entropy ${entropySign > 0 ? 'falling' : 'rising'} from parent to child) won only ${sameSign} of ${opt.bootstrap} bootstrap replicates: ` +
+          'the direction of chain-like families (continued pre-training stages) may be reversed; their confidences include this');
+    }
   } else {
     confidence = new Array(N).fill(1);
     runnerUp = new Array(N).fill(null);
@@ -266,5 +277,5 @@ export function recoverGraph(stats: TensorStats, options: GraphOptions = {}): Gr
       });
     });
   }
-  return { parent, confidence, family, families, runnerUp, warnings, entropySign: pending.some((p) => spectralFamily(p.evidence)) ? entropySign : null };
+  return { parent, confidence, family, families, runnerUp, warnings, entropySign: pending.some((p) => spectralFamily(p.evidence)) ? entropySign : null, entropySignSupport };
 }

@@ -87,6 +87,12 @@ export interface GraphResult {
   warnings: string[];
   /** The entropy cue's sign the spectral families were built with; null without spectral families. */
   entropySign?: 1 | -1 | null;
+  /**
+   * Share of the bootstrap replicates that chose the same entropy sign (each chooses it again);
+   * null without spectral families or bootstrap. Near 1/2, the direction of chain-like families is
+   * a coin flip (a warning says so).
+   */
+  entropySignSupport?: number | null;
 }
 
 /** A bad input to the graph stage; `code` is stable, the message names the field or tensor. */
