@@ -36,8 +36,13 @@ describe('scale path on the shared zoo', () => {
         // Groups that are not sketchable (GGUF blocks) take the exact path and have no candidates.
         const missed = truth.models.filter((m) => m.parent !== null && at.has(m.id) && at.has(m.parent) && !has(m.id, m.parent) && !has(m.parent, m.id)).map((m) => m.id);
         expect({ split, missed }).toEqual({ split, missed: [] });
-        expect({ split, rows: sk.models.map((m) => [m.id, m.parent, m.confidence, m.family]) })
-          .toEqual({ split, rows: ex.models.map((m) => [m.id, m.parent, m.confidence, m.family]) });
+        expect({ split, rows: sk.models.map((m) => [m.id, m.parent, m.family]) })
+          .toEqual({ split, rows: ex.models.map((m) => [m.id, m.parent, m.family]) });
+        // Confidences: the scale path solves each family alone, so its bootstrap replicates choose
+        // the entropy sign per family, the exact path over all families of the input; a replicate
+        // that flips the sign in one path only moves a confidence by 1/10 here.
+        const gap = sk.models.map((m, i) => Math.abs(m.confidence - ex.models[i]!.confidence));
+        expect({ split, gap: Math.max(...gap) <= 0.2 }).toEqual({ split, gap: true });
         expect(sk.scale?.candidateRecall ?? 1).toBe(1);
       }
     } finally {

@@ -232,47 +232,46 @@ export function recoverGraph(stats: TensorStats, options: GraphOptions = {}): Gr
 
   let confidence: number[], runnerUp: GraphResult['runnerUp'], entropySignSupport: number | null = null;
   if (opt.bootstrap > 0) {
-    // Each replicate chooses the entropy sign again, per family (so that a family solved alone, as
-    // the scale path does, gets the same confidences): where the two signs cost nearly the same (a
-    // family that is mostly one chain, which either sign orients), the choice flips between
-    // replicates and the confidences of the edges it orients say so.
+    // Each replicate chooses the entropy sign again, as the estimate did (pooled over the spectral
+    // families): where the two signs cost nearly the same (families that are mostly one chain,
+    // which either sign orients), the choice flips between replicates and the confidences of the
+    // edges it orients say so.
     const rand = mulberry32(opt.seed);
     const reps: (number | null)[][] = [];
-    const spectral = plans.map((p) => spectralFamily(p.evidence) && signs.length > 1);
-    const sameSign = plans.map(() => 0), signDrawn = plans.map(() => 0);
+    const spectral = plans.map((p) => spectralFamily(p.evidence));
+    let sameSign = 0;
     for (let b = 0; b < opt.bootstrap; b++) {
       const w = resampleWeights(T, rand);
       const rep: (number | null)[] = new Array(N).fill(null);
-      plans.forEach(({ idx, lora, base, evidence, copies }, f) => {
+      const built = plans.map(({ idx, lora, base, evidence, copies }, f) => {
         const wf = w.map((x, t) => x * base[t]);
-        if (!wf.some((x) => x > 0)) { idx.forEach((m) => (rep[m] = parent[m])); return; }
+        if (!wf.some((x) => x > 0)) return null;
         const tree = (sign: number) => buildTree(stats, idx, wf, lora, opt.method, opt.lambda, evidence, opt.lengthWeight, opt.directionWeight, copies, sign);
-        let built: Built;
-        if (spectral[f]) {
-          const [a, c] = signs.map(tree) as [Built, Built];
-          const k = c.cost! < a.cost! - 1e-12 ? 1 : 0;
-          built = k ? c : a;
-          signDrawn[f]++;
-          if (k === pick) sameSign[f]++;
-        } else built = tree(spectralFamily(evidence) ? entropySign : 0);
-        built.parent.forEach((q, a) => (rep[idx[a]] = q < 0 ? null : idx[q]));
+        return spectral[f] ? signs.map(tree) : [tree(0)];
+      });
+      const k = cheaperSign(built.map((b) => b ?? []), spectral.map((s, f) => s && built[f] !== null));
+      if (k === pick) sameSign++;
+      plans.forEach(({ idx }, f) => {
+        const b = built[f];
+        if (!b) { idx.forEach((m) => (rep[m] = parent[m])); return; }
+        b[spectral[f] ? k : 0]!.parent.forEach((q, a) => (rep[idx[a]] = q < 0 ? null : idx[q]));
       });
       reps.push(rep);
     }
     ({ confidence, runnerUp } = tally(parent, reps));
-    const drawn = signDrawn.reduce((a, b) => a + b, 0);
-    if (drawn) {
-      entropySignSupport = sameSign.reduce((a, b) => a + b, 0) / drawn;
+    if (spectral.some(Boolean) && signs.length > 1) {
+      entropySignSupport = sameSign / opt.bootstrap;
       // A family whose direction turns with the sign: the opposite sign's tree (full weights) moves
-      // at least half of its edges, and the replicates do not settle on the estimate's sign.
-      plans.forEach(({ idx }, f) => {
-        if (!spectral[f] || !(sameSign[f] < SIGN_SUPPORT_WARNING * signDrawn[f])) return;
-        const other = trees[pending.findIndex((p) => p.idx === idx)]![1 - pick]!.parent;
-        const moved = idx.filter((m, a) => (other[a]! < 0 ? null : idx[other[a]!]) !== parent[m]).length;
-        if (moved * 2 >= idx.length)
-          warnings.push(`family of ${stats.ids[idx.find((m) => parent[m] === null) ?? idx[0]!]}: its direction turns with the sign of the entropy cue, which won only ${sameSign[f]} of ${signDrawn[f]} bootstrap replicates; ` +
-            `the family may be read backwards (a chain of continued pre-training stages can be); its confidences include this`);
-      });
+      // at least half of its models' parents, and the replicates do not settle on the estimate's sign.
+      if (entropySignSupport < SIGN_SUPPORT_WARNING)
+        pending.forEach(({ idx, evidence }, f) => {
+          if (!spectralFamily(evidence)) return;
+          const other = trees[f]![1 - pick]!.parent;
+          const moved = idx.filter((m, a) => (other[a]! < 0 ? null : idx[other[a]!]) !== parent[m]).length;
+          if (moved * 2 >= idx.length)
+            warnings.push(`family of ${stats.ids[idx.find((m) => parent[m] === null) ?? idx[0]!]}: its direction turns with the sign of the entropy cue, which won only ${sameSign} of ${opt.bootstrap} bootstrap replicates; ` +
+              'the family may be read backwards (a chain of continued pre-training stages can be); its confidences include this');
+        });
     }
   } else {
     confidence = new Array(N).fill(1);
