@@ -1,10 +1,11 @@
 #!/usr/bin/python3
 """A zoo of longer continued-pre-training histories (issue 8's unseen case): the lm-chain recipe of
 ../shared/zoo/make_lm_zoo.py (its model, corpus, stage and fine-tuning recipes and training loop,
-imported, not copied) with --stages stages after each root instead of 3, and 0-1 fine-tuned branches
-off each stage (at least one per tree). Writes OUT/lm-long-chain/ with truth.json and recipe.json.
+imported, not copied) with --stages stages after each root instead of 3, and --branches LO,HI
+fine-tuned branches off each stage (lm-chain has 1-2; with 0-1, at least one per tree). Writes
+OUT/lm-long-chain/ with truth.json and recipe.json.
 
-    /usr/bin/python3 bench/make_long_chain_zoo.py OUT [--seed 0] [--stages 7] [--trees 2] [--quick]
+    /usr/bin/python3 bench/make_long_chain_zoo.py OUT [--seed 0] [--stages 7] [--trees 2] [--branches 1,2] [--quick]
 """
 import argparse
 import copy
@@ -18,6 +19,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("out"); ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--stages", type=int, default=7); ap.add_argument("--trees", type=int, default=2)
+    ap.add_argument("--branches", default="1,2", help="fine-tunes per stage, LO,HI (default %(default)s, as lm-chain)")
     ap.add_argument("--quick", action="store_true", help="every step count / 20 (a fast test)")
     a = ap.parse_args()
     opts = lm_options(a.out, a.seed); opts.quick = a.quick
@@ -27,7 +29,8 @@ def main():
     regimes = ["mixed", "hard", "easy"]
     for t in range(a.trees):
         regime = regimes[t % len(regimes)]
-        branches = rng.integers(0, 2, size=a.stages + 1)
+        lo, hi = (int(v) for v in a.branches.split(","))
+        branches = rng.integers(lo, hi + 1, size=a.stages + 1)
         if not branches.any():
             branches[int(rng.integers(a.stages + 1))] = 1
         m = lm.make_root(sp, rng, t, regime, opts, a.seed * 1000 + 400)
