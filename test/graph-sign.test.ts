@@ -30,12 +30,12 @@ describe('a long continued-pre-training chain (held-out zoo)', () => {
   it('left to choose, the sign is a near tie, and the confidences say so', () => {
     const r = recoverGraph(stats, { bootstrap: 50 });
     const wrong = parents(r).map((p, i) => p !== truth[i]);
-    // Today the estimate reads the chain backwards (docs/method.md), but none of its wrong calls
+    // Whichever way the estimate reads the chain (the sign is close to a coin flip), none of its wrong calls
     // is confident: the replicates split between the two signs.
     for (const [i, w] of wrong.entries()) if (w) expect(r.confidence[i]).toBeLessThanOrEqual(0.75);
     expect(r.entropySignSupport).toBeGreaterThan(0.4);
     expect(r.entropySignSupport).toBeLessThan(0.75);
-    expect(r.warnings.join('\n')).toMatch(/^family of t1-v7: its direction turns with the sign of the entropy cue, which won only \d+ of 50 bootstrap replicates/);
+    expect(r.warnings.join('\n')).toMatch(/^family of t1\S*: its direction turns with the sign of the entropy cue, which won only \d+ of 50 bootstrap replicates/);
     const fixed = recoverGraph(stats, { bootstrap: 50, entropySign: r.entropySign! });
     // One sign kept for every replicate (the previous bootstrap) called the same tree near certain.
     expect(parents(fixed)).toEqual(parents(r));

@@ -42,7 +42,7 @@ import type { TensorStats } from './types.js';
 /** Share of length in the placement distance (leave-one-split-out, docs/method.md). */
 export const LENGTH_WEIGHT = 0.02;
 /** Weight of the direction vote against the placement distance (range-normalised) in the directed tree. */
-export const DIRECTION_WEIGHT = 0.03;
+export const DIRECTION_WEIGHT = 0.1;
 
 /**
  * Least contrast (nats) between structureless and observed entropy for spectra to count as

@@ -55,7 +55,7 @@ export interface GraphOptions {
    * 0.02, chosen leave-one-split-out; docs/method.md). For studies of the method.
    */
   lengthWeight?: number;
-  /** Weight of the direction vote in the spectral directed tree (default 0.03, same protocol). */
+  /** Weight of the direction vote in the spectral directed tree (default 0.1, same protocol). */
   directionWeight?: number;
   /**
    * Sign of the spectral-entropy direction cue (+1: parents have the higher entropy, -1: children).
