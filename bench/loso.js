@@ -6,13 +6,16 @@
 // stage and the typed relations (src/typed.ts groupRelations: copies, adapters, merges, as
 // recover() decides the parents a user sees) are rerun per grid point. --graph-only scores
 // recoverGraph's tree alone.
-//   node bench/loso.js [--dist DIR] [--splits DIR,DIR...] [--json FILE] [--graph-only]
+// With --keep-bars, a grid point is eligible only if every shared split with a bar (bench/accuracy.js
+// BARS) other than the one held out stays at its bar: the issue's bars are a requirement, not one
+// term of a mean, so the choice may not trade a shared split below its bar for the others' gain.
+//   node bench/loso.js [--dist DIR] [--splits DIR,DIR...] [--json FILE] [--graph-only] [--keep-bars]
 // Splits: every folder with a truth.json whose models carry plain `parent` fields (see
 // bench/accuracy.js findSplits), the typed `wild` split excluded.
 import { readFileSync, writeFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
-import { findSplits, loadLibrary } from './accuracy.js';
+import { BARS, findSplits, loadLibrary } from './accuracy.js';
 
 const argv = process.argv.slice(2);
 const arg = (name) => { const i = argv.indexOf(name); return i >= 0 ? argv[i + 1] : undefined; };
@@ -47,7 +50,7 @@ async function splitScorer(dist, dir, lib, graphOnly) {
   return { score, dispose: () => { for (const m of models) m.dispose(); } };
 }
 
-export async function runLoso({ dist: distArg, splits, graphOnly = false } = {}) {
+export async function runLoso({ dist: distArg, splits, graphOnly = false, keepBars = false } = {}) {
   const { dist, lib } = await loadLibrary(distArg);
   const list = (splits ?? findSplits()).filter(({ dir }) =>
     JSON.parse(readFileSync(join(dir, 'truth.json'), 'utf8')).models.every((m) => !('parents' in m)));
@@ -63,8 +66,14 @@ export async function runLoso({ dist: distArg, splits, graphOnly = false } = {})
   }
   const keys = Object.keys(acc), labels = list.map((s) => s.label);
   const total = (k, skip) => labels.filter((l) => l !== skip).reduce((a, l) => a + acc[k][l], 0);
-  const best = (skip) => keys.reduce((x, y) => (total(y, skip) > total(x, skip) + 1e-12 ? y : x));
-  console.log(`leave-one-split-out: constants (lengthWeight, directionWeight) chosen on the other splits, accuracy on the one left out (${graphOnly ? 'graph stage only' : 'typed tree, as recover() gives it'})`);
+  // A shared split's bar, by folder name (the extra zoos' splits reuse the names but have no bar).
+  const barOf = (l) => (l.includes('/') ? undefined : BARS[basename(l)]);
+  const eligible = (k, skip) => !keepBars || labels.every((l) => l === skip || barOf(l) === undefined || acc[k][l] >= barOf(l) - 1e-12);
+  const best = (skip) => {
+    const pool = keys.filter((k) => eligible(k, skip));
+    return (pool.length ? pool : keys).reduce((x, y) => (total(y, skip) > total(x, skip) + 1e-12 ? y : x));
+  };
+  console.log(`leave-one-split-out: constants (lengthWeight, directionWeight) chosen on the other splits${keepBars ? ' among those keeping every other shared split at its bar' : ''}, accuracy on the one left out (${graphOnly ? 'graph stage only' : 'typed tree, as recover() gives it'})`);
   console.log(`  ${'held out'.padEnd(24)} chosen        held-out edge  best on it  in-sample (all splits' choice)  default`);
   const spectrum = await import(pathToFileURL(join(dist, 'graph/spectrum.js')).href);
   const def = `${spectrum.LENGTH_WEIGHT},${spectrum.DIRECTION_WEIGHT}`;
@@ -80,6 +89,6 @@ export async function runLoso({ dist: distArg, splits, graphOnly = false } = {})
 }
 
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  const out = await runLoso({ dist: arg('--dist'), splits: arg('--splits') ? findSplits(arg('--splits')) : undefined, graphOnly: argv.includes('--graph-only') });
+  const out = await runLoso({ dist: arg('--dist'), splits: arg('--splits') ? findSplits(arg('--splits')) : undefined, graphOnly: argv.includes('--graph-only'), keepBars: argv.includes('--keep-bars') });
   if (arg('--json')) writeFileSync(arg('--json'), JSON.stringify(out, null, 1));
 }

@@ -294,13 +294,15 @@ describe('family cache keys', () => {
   it('change with the graph method revision and the options that decide, not with how a default is given', async () => {
     const { familyCacheKey } = await import('../src/scale/recover.js');
     const { GRAPH_REVISION } = await import('../src/graph/recover.js');
+    const { DIRECTION_WEIGHT } = await import('../src/graph/spectrum.js');
     const members = ['a1', 'b2', 'c3'];
     const now = familyCacheKey(members, {});
     expect(familyCacheKey(members, {}, GRAPH_REVISION)).toBe(now);
     expect(familyCacheKey(members, {}, GRAPH_REVISION - 1)).not.toBe(now); // an older method's result is not reused
     expect(familyCacheKey(members, { bootstrap: 50 })).toBe(now); // the default, given explicitly
     expect(familyCacheKey(members, { bootstrap: 10 })).not.toBe(now);
-    expect(familyCacheKey(members, { directionWeight: 0.1 })).not.toBe(now);
+    expect(familyCacheKey(members, { directionWeight: DIRECTION_WEIGHT })).toBe(now);
+    expect(familyCacheKey(members, { directionWeight: DIRECTION_WEIGHT * 3 })).not.toBe(now); // a result under other constants is not reused
     expect(familyCacheKey(['a1', 'b2'], {})).not.toBe(now);
   });
 });
