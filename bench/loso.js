@@ -13,7 +13,7 @@
 // Splits: every folder with a truth.json whose models carry plain `parent` fields (see
 // bench/accuracy.js findSplits), the typed `wild` split excluded.
 import { readFileSync, writeFileSync } from 'node:fs';
-import { basename, join, resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { BARS, findSplits, loadLibrary } from './accuracy.js';
 
@@ -67,7 +67,7 @@ export async function runLoso({ dist: distArg, splits, graphOnly = false, keepBa
   const keys = Object.keys(acc), labels = list.map((s) => s.label);
   const total = (k, skip) => labels.filter((l) => l !== skip).reduce((a, l) => a + acc[k][l], 0);
   // A shared split's bar, by folder name (the extra zoos' splits reuse the names but have no bar).
-  const barOf = (l) => (l.includes('/') ? undefined : BARS[basename(l)]);
+  const barOf = (l) => (l.includes('/') ? undefined : BARS[l]);
   const eligible = (k, skip) => !keepBars || labels.every((l) => l === skip || barOf(l) === undefined || acc[k][l] >= barOf(l) - 1e-12);
   const best = (skip) => {
     const pool = keys.filter((k) => eligible(k, skip));

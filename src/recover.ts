@@ -275,7 +275,7 @@ async function pipeline(allModels: Model[], options: RecoverOptions, headerSecon
     // asked for, else the families whose models look adapter-tuned (see looksAdapterTuned).
     // A single-model group still gets the (empty) rank table: recoverGraph requires it for 'lora'.
     const fams = clusterFamilies(relatedness(gs.stats), group.models.length, options.families);
-    gs.stats.constant = constantTensors(gs.stats.sumsq, group.models.length, gs.stats.tensors.length, fams);
+    gs.stats.constant = constantTensors(gs.stats, fams);
     if (options.distance === 'lora' || (options.distance !== 'ft' && group.models.length > 1)) {
       const wanted = options.distance === 'lora' ? fams : fams.filter((f) => looksAdapterTuned(gs.stats, f));
       if (wanted.length) await extraPass(addRankStatistics, wanted);

@@ -20,30 +20,30 @@ describe('constant buffers shared by unrelated models', () => {
 
   it('are marked, and only they', () => {
     expect(families).toEqual([[0, 1, 2, 3], [4, 5, 6, 7]]);
-    expect(Array.from(constantTensors(stats.sumsq, N, T, families))).toEqual([0, 0, 0, 0, 0, 1]);
+    expect(Array.from(constantTensors(stats, families))).toEqual([0, 0, 0, 0, 0, 1]);
   });
 
   it('do not make a full fine-tuning family look adapter-tuned', () => {
     expect(looksAdapterTuned(stats, families[0]!)).toBe(true); // unmarked, the buffer looks frozen
-    const marked = { ...stats, constant: constantTensors(stats.sumsq, N, T, families) };
+    const marked = { ...stats, constant: constantTensors(stats, families) };
     expect(looksAdapterTuned(marked, families[0]!)).toBe(false);
     expect(looksAdapterTuned(marked, families[1]!)).toBe(false);
   });
 
   it('do not make fine-tunes candidates for merged LoRA in the typed relations', () => {
     expect(adapterCandidates(stats).length).toBe(N); // unmarked: every model shares the buffer with a relative
-    expect(adapterCandidates({ ...stats, constant: constantTensors(stats.sumsq, N, T, families) })).toEqual([]);
+    expect(adapterCandidates({ ...stats, constant: constantTensors(stats, families) })).toEqual([]);
   });
 
   it('leave frozen weights of a LoRA family counted: those differ between families', () => {
     const lora = statsOf(withBuffer(synthWeights({ parents, seed: 7, lora: true })), false);
     const fams = clusterFamilies(relatedness(lora), N);
-    const constant = constantTensors(lora.sumsq, N, T, fams);
+    const constant = constantTensors(lora, fams);
     expect(Array.from(constant)).toEqual([0, 0, 0, 0, 0, 1]);
     for (const f of fams) expect(looksAdapterTuned({ ...lora, constant }, f)).toBe(true);
   });
 
   it('cannot be told from frozen weights within one family, so nothing is marked', () => {
-    expect(Array.from(constantTensors(stats.sumsq, N, T, [[0, 1, 2, 3, 4, 5, 6, 7]]))).toEqual([0, 0, 0, 0, 0, 0]);
+    expect(Array.from(constantTensors(stats, [[0, 1, 2, 3, 4, 5, 6, 7]]))).toEqual([0, 0, 0, 0, 0, 0]);
   });
 });

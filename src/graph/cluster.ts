@@ -6,7 +6,7 @@
  * (single linkage) of that relation; with `k` given, the k-1 weakest links of the maximum spanning
  * tree are cut instead.
  */
-import { GraphError } from './types.js';
+import { GraphError, type TensorStats } from './types.js';
 
 export const RELATED = 0.5;
 
@@ -48,7 +48,8 @@ export function clusterFamilies(rel: Float64Array, N: number, k?: number): numbe
  * cannot share a trained tensor, so such a tensor is no evidence of freezing (a LoRA base) between
  * relatives either. With one family nothing can be told apart and nothing is marked.
  */
-export function constantTensors(sumsq: Float64Array, N: number, T: number, families: number[][]): Uint8Array {
+export function constantTensors(stats: TensorStats, families: number[][]): Uint8Array {
+  const N = stats.ids.length, T = stats.tensors.length, sumsq = stats.sumsq;
   const constant = new Uint8Array(T);
   const family = new Int32Array(N);
   families.forEach((members, f) => { for (const i of members) family[i] = f; });
@@ -58,4 +59,10 @@ export function constantTensors(sumsq: Float64Array, N: number, T: number, famil
     }
   }
   return constant;
+}
+
+/** Tensor t is frozen between models i and j: stored bit for bit alike, and not a constant buffer. */
+export function frozenBetween(stats: TensorStats, t: number, i: number, j: number): boolean {
+  const N = stats.ids.length;
+  return stats.sumsq[(t * N + i) * N + j] === 0 && !stats.constant?.[t];
 }

@@ -35,6 +35,7 @@
  * Nothing is found in a zoo of plain fine-tunes or of LoRA chains: the tree is then exactly
  * recoverGraph's.
  */
+import { frozenBetween } from './cluster.js';
 import { recoverGraph } from './recover.js';
 import type { GraphOptions, GraphResult, TensorStats } from './types.js';
 
@@ -346,9 +347,8 @@ function frozenCount(stats: TensorStats, i: number, j: number): { frozen: number
   let frozen = 0;
   const moved2d: number[] = [];
   stats.tensors.forEach((tt, t) => {
-    const s = sq(stats, t, i, j);
-    if (s === 0) { if (!stats.constant?.[t]) frozen++; } // a constant buffer is not frozen
-    else if (tt.rows > 1 && tt.cols > 1) moved2d.push(t);
+    if (frozenBetween(stats, t, i, j)) frozen++;
+    else if (sq(stats, t, i, j) !== 0 && tt.rows > 1 && tt.cols > 1) moved2d.push(t);
   });
   return { frozen, moved2d };
 }

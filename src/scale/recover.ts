@@ -106,7 +106,7 @@ export async function familyStatistics(sub: ArchitectureGroup, options: Pick<Rec
   let bytesRead = gs.bytesRead;
   const n = sub.models.length;
   const local = clusterFamilies(relatedness(gs.stats), n, undefined);
-  gs.stats.constant = constantTensors(gs.stats.sumsq, n, gs.stats.tensors.length, local);
+  gs.stats.constant = constantTensors(gs.stats, local);
   if (options.distance === 'lora' || (options.distance !== 'ft' && n > 1)) {
     const wanted = options.distance === 'lora' ? local : local.filter((f) => looksAdapterTuned(gs.stats, f));
     if (wanted.length) bytesRead += (await addRankStatistics(sub, gs.stats, wanted, statsOptions)).bytesRead;

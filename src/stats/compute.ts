@@ -6,6 +6,7 @@
 import { AbortError, withCallerStack } from '../errors.js';
 import type { JobTensor, StatsJob, StatsResult } from '../native.js';
 import type { TensorStats } from '../graph/types.js';
+import { frozenBetween } from '../graph/cluster.js';
 import type { ArchitectureGroup } from '../io/catalogue.js';
 import { jobTensors } from '../io/catalogue.js';
 import type { Backend } from '../types.js';
@@ -152,7 +153,7 @@ export function looksAdapterTuned(stats: TensorStats, members: number[]): boolea
     let frozen = false, moved2d = false;
     for (let t = 0; t < T; t++) {
       const s = stats.sumsq[(t * N + i) * N + best]!;
-      if (s === 0) { if (!stats.constant?.[t]) frozen = true; }
+      if (frozenBetween(stats, t, i, best)) frozen = true;
       else if (s > 0 && stats.tensors[t]!.rows > 1 && stats.tensors[t]!.cols > 1) moved2d = true;
     }
     if (frozen && moved2d) votes++;
