@@ -132,9 +132,11 @@ export interface Family {
   /**
    * What placed and directed the edges: 'spectrum' (spectral entropy of weight differences and of
    * the weights, docs/method.md), 'rank' (LoRA rank distance + norm growth), 'l2' (L2 distance +
-   * norm growth and kurtosis; no 2-D tensor differs, or the paper's recipe).
+   * norm growth and kurtosis; no 2-D tensor differs, or the paper's recipe), 'per-edge' (a family
+   * mixing adapters and full fine-tunes: the rank distance inside each group of adapters, spectra
+   * between the groups, direction pooled over the family).
    */
-  evidence: 'spectrum' | 'rank' | 'l2';
+  evidence: 'spectrum' | 'rank' | 'l2' | 'per-edge';
   /** Direction inferred for the family: does kurtosis fall from parent to child here? */
   direction: 'kurtosis-falls' | 'kurtosis-rises' | 'mixed';
   /** Architecture signature (tensor names and shapes hash) shared by the members. */

@@ -3,6 +3,7 @@ export { recoverGraph } from './recover.js';
 export { minDirectedSpanningTree, type Arborescence, type ArborescenceOptions, type WeightedEdge } from './arborescence.js';
 export { minSpanningTree } from './mst.js';
 export { clusterFamilies, constantTensors, frozenBetween, RELATED } from './cluster.js';
+export { adapterGroups, isAdapterPair, ADAPTER_MAX_RANK_SHARE } from './adapters.js';
 export { detectLora, type LoraVerdict } from './lora.js';
 export { normGrowthScore, orientTree, kurtosisDirection, kurtosisVotes } from './direction.js';
 export { mulberry32, resampleWeights, tally, marginConfidence } from './confidence.js';

@@ -2,10 +2,15 @@
  * recoverGraph: per-tensor statistics of N models -> families, parents and edge confidences.
  *
  * 'mother' (default), no oracle: families = components of clearly correlated weights (cluster.ts);
- * per family, LoRA or full fine-tuning decided from the rank of nearest-neighbour differences
- * (lora.ts); the undirected minimum spanning tree of the family's distance (distance.ts, mst.ts)
- * rooted where the norm-growth evidence of all edges is largest (direction.ts); confidences by
- * resampling tensors (confidence.ts).
+ * then per family, by the evidence its statistics carry:
+ * - 'spectrum' (full fine-tuning): the directed spanning tree of spectral placement and direction
+ *   (spectrum.ts) under the inheritance constraint (inheritance.ts), placement settled (placement.ts);
+ * - 'rank' (a LoRA family, lora.ts): the minimum spanning tree of the rank distance, rooted where
+ *   norm growth of all edges is largest (direction.ts);
+ * - 'per-edge' (adapters and full fine-tunes mixed, adapters.ts): the rank tree inside each group
+ *   of adapters, the spectral tree between the groups, direction pooled over the family;
+ * - 'l2' (no spectra): the L2 minimum spanning tree rooted by norm growth and kurtosis.
+ * Confidences by resampling tensors (confidence.ts).
  * 'paper': the MoTHer paper's recipe on the same families: its distances, kurtosis of the square
  * 2-D tensors, M = D + lambda*mean(D)*K and the minimum directed spanning tree (arborescence.ts).
  */
@@ -14,8 +19,9 @@ import { clusterFamilies } from './cluster.js';
 import { marginConfidence, mulberry32, resampleWeights, tally } from './confidence.js';
 import { checkStats, ftDistance, loraDistance, paperFtDistance, paperLoraDistance, relatedness, usableTensors } from './distance.js';
 import { kurtosisDirection, kurtosisVotes, normGrowthScore, orientTree } from './direction.js';
+import { adapterGroups } from './adapters.js';
 import { adapterBases, copyRepresentatives } from './copies.js';
-import { inheritanceViolations, repairByInheritance } from './inheritance.js';
+import { carriedShare, inheritanceViolations, MIN_INHERITED, repairByInheritance } from './inheritance.js';
 import { detectLora } from './lora.js';
 import { settlePlacement } from './placement.js';
 import { DIRECTION_WEIGHT, hasSpectrum, LENGTH_WEIGHT, spectralDistance, spectralTree, spectrumVotes } from './spectrum.js';
@@ -23,15 +29,16 @@ import { minSpanningTree } from './mst.js';
 import { GraphError, type FamilyResult, type GraphOptions, type GraphResult, type TensorStats } from './types.js';
 
 interface Built { parent: Int32Array; D: Float64Array; rootTotals?: Float64Array; cost?: number }
-type Evidence = 'spectrum' | 'l2' | 'rank';
+type Evidence = 'spectrum' | 'l2' | 'rank' | 'per-edge';
 
 /**
  * Revision of the graph method: bumped whenever recoverGraph can give other parents or confidences
  * for the same statistics and options (2: the inheritance constraint and the LOSO constants; 3: placement settled after the tree;
- * 4: constant buffers shared by unrelated models are not frozen tensors; 5: each bootstrap replicate chooses the entropy sign again).
+ * 4: constant buffers shared by unrelated models are not frozen tensors; 5: each bootstrap replicate chooses the entropy sign again;
+ * 6: families mixing adapters and full fine-tunes get per-edge evidence).
  * Cached family results (src/scale/recover.ts) are keyed by it, so an upgrade never reuses them.
  */
-export const GRAPH_REVISION = 5;
+export const GRAPH_REVISION = 6;
 
 /** Below this share of bootstrap replicates agreeing on the entropy sign, recoverGraph warns. */
 export const SIGN_SUPPORT_WARNING = 0.75;
@@ -64,11 +71,38 @@ export function resolveGraphOptions(o: GraphOptions): Required<Omit<GraphOptions
   return { method, distance, lambda, bootstrap, seed, lengthWeight, directionWeight, families: o.families, entropySign: o.entropySign };
 }
 
+/** Norm growth (direction.ts) on weights centred per tensor (a LayerNorm gain sitting at 1 is an offset, not spread). */
+function centredGrowthScore(stats: TensorStats, idx: number[], w: ArrayLike<number>): Float64Array {
+  const n = idx.length, N = stats.ids.length;
+  const spread = new Float64Array(n), csq = new Float64Array(n * n);
+  for (let t = 0; t < w.length; t++) {
+    if (!w[t]) continue;
+    const numel = stats.tensors[t].numel;
+    for (let a = 0; a < n; a++) {
+      spread[a] += w[t] * stats.m2[t * N + idx[a]];
+      const ma = stats.mean[t * N + idx[a]];
+      for (let b = 0; b < n; b++) {
+        const dm = ma - stats.mean[t * N + idx[b]];
+        csq[a * n + b] += w[t] * (stats.sumsq[(t * N + idx[a]) * N + idx[b]] - numel * dm * dm);
+      }
+    }
+  }
+  return normGrowthScore(spread, csq, n);
+}
+
+/** Whether the rank distance can be taken over idx: some weighted 2-D tensor has a rank for every pair. */
+function hasRanks(stats: TensorStats, idx: number[], w: ArrayLike<number>): boolean {
+  const R = stats.rank, N = stats.ids.length;
+  if (!R) return false;
+  return stats.tensors.some((t, k) => w[k] && t.rows > 1 && t.cols > 1 && idx.every((i) => idx.every((j) => Number.isFinite(R[(k * N + i) * N + j]))));
+}
+
 /** One family's tree with tensor weights w. Local indices; parent -1 at the root. */
 function buildTree(stats: TensorStats, idx: number[], w: Float64Array, lora: boolean, method: 'mother' | 'paper', lambda: number,
   evidence: Evidence = 'l2', lengthWeight = LENGTH_WEIGHT, directionWeight = DIRECTION_WEIGHT, copies?: Int32Array, entropySign = 0): Built {
   const n = idx.length, N = stats.ids.length;
   if (n === 1) return { parent: Int32Array.of(-1), D: new Float64Array(1) };
+  if (method === 'mother' && evidence === 'per-edge') return adapterGroupTree(stats, idx, w, lengthWeight, directionWeight, entropySign);
   if (method === 'mother' && evidence === 'spectrum') {
     // The tree over one representative per group of copies (copies.ts); the copies hang below it.
     // Merged adapters hang from their base and are inserted back on its edges after the tree.
@@ -136,21 +170,7 @@ function buildTree(stats: TensorStats, idx: number[], w: Float64Array, lora: boo
     return { parent: minDirectedSpanningTree(n, M).parent, D };
   }
   const D = lora ? loraDistance(stats, idx, w, dft) : dft;
-  // Norm growth on weights centred per tensor (a LayerNorm gain sitting at 1 is an offset, not spread).
-  const spread = new Float64Array(n), csq = new Float64Array(n * n);
-  for (let t = 0; t < w.length; t++) {
-    if (!w[t]) continue;
-    const numel = stats.tensors[t].numel;
-    for (let a = 0; a < n; a++) {
-      spread[a] += w[t] * stats.m2[t * N + idx[a]];
-      const ma = stats.mean[t * N + idx[a]];
-      for (let b = 0; b < n; b++) {
-        const dm = ma - stats.mean[t * N + idx[b]];
-        csq[a * n + b] += w[t] * (stats.sumsq[(t * N + idx[a]) * N + idx[b]] - numel * dm * dm);
-      }
-    }
-  }
-  const score = normGrowthScore(spread, csq, n);
+  const score = centredGrowthScore(stats, idx, w);
   // Kurtosis votes for full fine-tuning only: a low-rank update B*A has heavy-tailed entries
   // (a product of factors), so LoRA can raise kurtosis and the paper's cue does not hold there.
   if (!lora) {
@@ -159,6 +179,70 @@ function buildTree(stats: TensorStats, idx: number[], w: Float64Array, lora: boo
   }
   const { parent, total } = orientTree(n, minSpanningTree(n, D), score);
   return { parent, D, rootTotals: total };
+}
+
+/**
+ * A family that mixes adapters and full fine-tunes (adapters.ts), edge by edge:
+ * - placement inside each adapter group: the rank tree (the LoRA distance; L2 where the group's
+ *   ranks were not computed), whose root is the group's base;
+ * - placement of the bases and the models in no group: the spectral tree over them, as in a full
+ *   fine-tuning family. A model that this tree hangs from a base moves to the member of the base's
+ *   group that is nearer to it by L2 and whose update it carries (the adoption test of placement.ts):
+ *   a full fine-tune of an adapter, x = a + u, is |u| from a and |u + L_a| from the base;
+ * - direction for the whole family at once: the tree is rooted where the summed score of its edges
+ *   is largest (direction.ts). Adapter edges score norm growth, as in a LoRA family (kurtosis does
+ *   not hold for a low-rank update, and the spectra of weights barely move); the other edges add the
+ *   cues of a spectral family: the entropy vote with the input's sign and the kurtosis vote with
+ *   the sign (of the two) that roots the family best. Pooling over the family matters: the
+ *   spectral tree over a few bases has too few edges to orient itself (on lm-lora it rooted every
+ *   family at a fine-tune), and a group oriented alone has only its own edges to tell its base from
+ *   its adapters by.
+ */
+function adapterGroupTree(stats: TensorStats, idx: number[], w: Float64Array, lengthWeight: number, directionWeight: number, entropySign: number): Built {
+  const n = idx.length, N = stats.ids.length;
+  const placed = new Int32Array(n).fill(-1), groupOf = new Int32Array(n);
+  const groups = adapterGroups(stats, idx), units: number[] = [];
+  groups.forEach((g, k) => {
+    g.forEach((a) => (groupOf[a] = k));
+    if (g.length === 1) { units.push(g[0]!); return; }
+    const sub = g.map((a) => idx[a]!), ranked = hasRanks(stats, sub, w);
+    const tree = buildTree(stats, sub, w, ranked, 'mother', 0, ranked ? 'rank' : 'l2');
+    tree.parent.forEach((p, k2) => (p < 0 ? units.push(g[k2]!) : (placed[g[k2]!] = g[p]!)));
+  });
+  let cost = 0;
+  if (units.length > 1) {
+    const sub = units.map((a) => idx[a]!), spectral = hasSpectrum(stats, sub);
+    const tree = buildTree(stats, sub, w, false, 'mother', 0, spectral ? 'spectrum' : 'l2', lengthWeight, directionWeight,
+      spectral ? copyRepresentatives(stats, sub) : undefined, entropySign);
+    cost = tree.cost ?? 0;
+    const sq = ftDistance(stats, idx, w).sumsq;
+    tree.parent.forEach((p, k) => {
+      if (p < 0) return;
+      const x = units[k]!, q = units[p]!;
+      let best = q;
+      for (const a of groups[groupOf[q]!]!) {
+        if (a === q || !(sq[x * n + a]! < sq[x * n + best]!)) continue;
+        const carried = carriedShare(sq, n, x, a, q);
+        if (carried >= MIN_INHERITED && carried <= 1 / MIN_INHERITED) best = a;
+      }
+      placed[x] = best;
+    });
+  }
+  const edges: [number, number][] = [];
+  placed.forEach((p, c) => { if (p >= 0) edges.push([p, c]); });
+  const growth = centredGrowthScore(stats, idx, w);
+  const kurtosis = kurtosisVotes(stats.kurtosis, stats.sumsq, N, stats.tensors, idx, w);
+  const entropy = spectrumVotes(stats, idx, w);
+  let best: ReturnType<typeof orientTree> | undefined;
+  for (const kurtosisSign of [1, -1]) {
+    const score = Float64Array.from(growth);
+    for (const [a, b] of edges) if (groupOf[a] !== groupOf[b])
+      for (const k of [a * n + b, b * n + a]) score[k] = growth[k]! + kurtosisSign * kurtosis[k]! + (entropySign || 1) * entropy[k]!;
+    const oriented = orientTree(n, edges, score);
+    if (!best || oriented.total[oriented.root]! > best.total[best.root]! + 1e-12) best = oriented;
+  }
+  const { parent, total } = best!;
+  return { parent, D: spectralDistance(stats, idx, w, lengthWeight), rootTotals: total, cost };
 }
 
 export function recoverGraph(stats: TensorStats, options: GraphOptions = {}): GraphResult {
@@ -190,14 +274,19 @@ export function recoverGraph(stats: TensorStats, options: GraphOptions = {}): Gr
       lora = v.lora;
       if (lora) warnings.push(`family ${f}: LoRA detected (median rank fraction ${v.rankFraction.toFixed(3)} of full rank over ${v.pairs} nearest-neighbour pairs); using the rank distance`);
     }
-    const evidence: Evidence = lora ? 'rank' : hasSpectrum(stats, idx) ? 'spectrum' : 'l2';
+    // Adapter groups (adapters.ts) where rank statistics were computed: a family that is neither one
+    // group (all adapters of one base: the rank distance) nor all single models gets each kind of
+    // edge its own evidence.
+    const groups = opt.method === 'mother' && opt.distance === 'auto' && stats.rank && idx.length > 2 && hasSpectrum(stats, idx) ? adapterGroups(stats, idx) : [];
+    const mixed = groups.length > 1 && groups.some((g) => g.length > 1);
+    const evidence: Evidence = mixed ? 'per-edge' : lora ? 'rank' : hasSpectrum(stats, idx) ? 'spectrum' : 'l2';
     const copies = evidence === 'spectrum' && opt.method === 'mother' ? copyRepresentatives(stats, idx) : undefined;
     pending.push({ f, idx, lora, base, evidence, copies });
   });
 
   // The entropy cue's sign, once for every spectral family (see spectrum.ts): the sign whose trees
   // cost least in total. Kept for the bootstrap replicates, like the families and evidence kinds.
-  const spectralFamily = (e: Evidence) => e === 'spectrum' && opt.method === 'mother';
+  const spectralFamily = (e: Evidence) => (e === 'spectrum' || e === 'per-edge') && opt.method === 'mother';
   const signs = opt.entropySign ? [opt.entropySign] : [1, -1];
   const trees = pending.map((p) => spectralFamily(p.evidence)
     ? signs.map((sign) => buildTree(stats, p.idx, p.base, p.lora, opt.method, opt.lambda, p.evidence, opt.lengthWeight, opt.directionWeight, p.copies, sign))

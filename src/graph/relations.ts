@@ -35,7 +35,7 @@
  * Nothing is found in a zoo of plain fine-tunes or of LoRA chains: the tree is then exactly
  * recoverGraph's.
  */
-import { frozenBetween } from './cluster.js';
+import { frozenCount, lowRank } from './adapters.js';
 import { recoverGraph } from './recover.js';
 import type { GraphOptions, GraphResult, TensorStats } from './types.js';
 
@@ -111,8 +111,6 @@ export const MERGE_MIN_WEIGHT = 0.05;
 export const MERGE_MAX_PARENTS = 4;
 /** A fine-tune x of a merge m: |cos(x - m, parent - m)| below this for every parent of m. */
 export const HUB_CHILD_MAX_COS = 0.5;
-/** A moved 2-D tensor of a merged LoRA has rank <= this share of min(rows, cols). */
-export const ADAPTER_MAX_RANK_SHARE = 0.5;
 
 interface Pairwise {
   N: number;
@@ -340,30 +338,6 @@ export function fitMerge(pw: Pairwise, i: number, candidates: number[], maxParen
       for (let b = a + 1; b < n; b++)
         for (let c = b + 1; c < n; c++) for (let d = c + 1; d < n; d++) consider([near[a]!, near[b]!, near[c]!, near[d]!]);
   return best;
-}
-
-/** Tensors identical (frozen) and moved between i and j. */
-function frozenCount(stats: TensorStats, i: number, j: number): { frozen: number; moved2d: number[] } {
-  let frozen = 0;
-  const moved2d: number[] = [];
-  stats.tensors.forEach((tt, t) => {
-    if (frozenBetween(stats, t, i, j)) frozen++;
-    else if (sq(stats, t, i, j) !== 0 && tt.rows > 1 && tt.cols > 1) moved2d.push(t);
-  });
-  return { frozen, moved2d };
-}
-
-/** Moved 2-D tensors of low rank where the rank is known; true where it is not computed. */
-function lowRank(stats: TensorStats, i: number, j: number, moved2d: number[], rank = stats.rank): boolean {
-  if (!rank) return true;
-  const N = stats.ids.length;
-  for (const t of moved2d) {
-    const r = rank[(t * N + i) * N + j]!;
-    if (Number.isNaN(r)) continue;
-    const { rows, cols } = stats.tensors[t]!;
-    if (r > ADAPTER_MAX_RANK_SHARE * Math.min(rows, cols)) return false;
-  }
-  return true;
 }
 
 /**

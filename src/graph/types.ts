@@ -69,8 +69,11 @@ export interface FamilyResult {
   members: number[];
   root: number;
   distance: 'ft' | 'lora';
-  /** What placed and rooted the full fine-tuning tree: spectra when computed, else L2 + norm growth. */
-  evidence: 'spectrum' | 'l2' | 'rank';
+  /**
+   * What placed and rooted the tree: spectra when computed, else L2 + norm growth; the rank distance
+   * for a LoRA family; per edge (adapters.ts) for a family that mixes adapters and full fine-tunes.
+   */
+  evidence: 'spectrum' | 'l2' | 'rank' | 'per-edge';
   direction: 'kurtosis-falls' | 'kurtosis-rises' | 'mixed';
 }
 
