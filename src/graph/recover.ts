@@ -90,6 +90,18 @@ function centredGrowthScore(stats: TensorStats, idx: number[], w: ArrayLike<numb
   return normGrowthScore(spread, csq, n);
 }
 
+/** Whether the pairs at a finite distance D (m x m) connect all m nodes. */
+function finitelyConnected(D: Float64Array, m: number): boolean {
+  const seen = new Uint8Array(m), stack = [0];
+  seen[0] = 1;
+  let count = 1;
+  while (stack.length) {
+    const a = stack.pop()!;
+    for (let b = 0; b < m; b++) if (!seen[b] && Number.isFinite(D[a * m + b])) { seen[b] = 1; count++; stack.push(b); }
+  }
+  return count === m;
+}
+
 /** Whether the rank distance can be taken over idx: some weighted 2-D tensor has a rank for every pair. */
 function hasRanks(stats: TensorStats, idx: number[], w: ArrayLike<number>): boolean {
   const R = stats.rank, N = stats.ids.length;
@@ -211,7 +223,9 @@ function adapterGroupTree(stats: TensorStats, idx: number[], w: Float64Array, le
   });
   let cost = 0;
   if (units.length > 1) {
-    const sub = units.map((a) => idx[a]!), spectral = hasSpectrum(stats, sub);
+    // Spectra between the units where they were computed for enough pairs to connect them (a large
+    // family gets spectra for candidate pairs only, which may all lie inside the groups), else L2.
+    const sub = units.map((a) => idx[a]!), spectral = hasSpectrum(stats, sub) && finitelyConnected(spectralDistance(stats, sub, w, lengthWeight), sub.length);
     const tree = buildTree(stats, sub, w, false, 'mother', 0, spectral ? 'spectrum' : 'l2', lengthWeight, directionWeight,
       spectral ? copyRepresentatives(stats, sub) : undefined, entropySign);
     cost = tree.cost ?? 0;
