@@ -4,6 +4,7 @@ import { readFileSync } from 'node:fs';
 import { gunzipSync } from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { adapterGroups, isAdapterPair, recoverGraph } from '../src/graph/index.js';
+import { typedRelations } from '../src/graph/relations.js';
 import { mulberry32 } from '../src/graph/confidence.js';
 import type { TensorStats } from '../src/graph/types.js';
 import { gaussian, SHAPES, statsOf } from './graph-synth.js';
@@ -67,16 +68,20 @@ describe('adapter pairs and groups', () => {
   });
 });
 
+const loadStats = (file: string) => {
+  const fixture = JSON.parse(gunzipSync(readFileSync(new URL(`./fixtures/${file}`, import.meta.url))).toString());
+  const f64 = (b64: string) => { const b = Buffer.from(b64, 'base64'); return new Float64Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.length)); };
+  const stats = {
+    ids: fixture.ids, tensors: fixture.tensors,
+    ...Object.fromEntries(['kurtosis', 'mean', 'm2', 'sumsq', 'dot', 'rank', 'spectrum', 'weightSpectrum', 'spectrumNoise'].map((f) => [f, f64(fixture[f])])),
+  } as TensorStats;
+  return { stats, truth: fixture.truth as (string | null)[], method: fixture.method as string[] };
+};
+
 // TensorStats of family t0 of `bench/make_mixed_zoo.py OUT --seed 0` (digits ViT, recover()'s
 // statistics with rank and spectra): t0 -> t0-c0 (LoRA) -> t0-c0-g0 (full), -g1, -g2 (LoRA);
 // t0 -> t0-c1 (full) -> t0-c1-g0 (LoRA), -g1 (full), -g2 (LoRA); t0 -> t0-c2 (full) -> three LoRA.
-const fixture = JSON.parse(gunzipSync(readFileSync(new URL('./fixtures/mixed-vit-t0.stats.json.gz', import.meta.url))).toString());
-const f64 = (b64: string) => { const b = Buffer.from(b64, 'base64'); return new Float64Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.length)); };
-const zoo = {
-  ids: fixture.ids, tensors: fixture.tensors,
-  ...Object.fromEntries(['kurtosis', 'mean', 'm2', 'sumsq', 'dot', 'rank', 'spectrum', 'weightSpectrum', 'spectrumNoise'].map((f) => [f, f64(fixture[f])])),
-} as TensorStats;
-const truth: (string | null)[] = fixture.truth;
+const { stats: zoo, truth } = loadStats('mixed-vit-t0.stats.json.gz');
 const parents = (r: ReturnType<typeof recoverGraph>) => r.parent.map((p) => (p === null ? null : zoo.ids[p]!));
 const wrong = (r: ReturnType<typeof recoverGraph>) => parents(r).filter((p, i) => p !== truth[i]).length;
 
@@ -104,5 +109,36 @@ describe('a family mixing LoRA and full fine-tunes (ViT zoo, held out when the m
     const r = recoverGraph(zoo, { bootstrap: 0 });
     expect(parents(r)).toEqual(truth);
     for (const c of r.confidence) { expect(c).toBeGreaterThanOrEqual(0); expect(c).toBeLessThanOrEqual(1); }
+  });
+});
+
+// 12 of the 21 models of family t0 of `bench/make_mixed_zoo.py OUT --seed 3 --trees 2 --children 4
+// --grandchildren 4` (a zoo held out when per-edge evidence was first measured). Not a LoRA family
+// by its nearest pairs (distance 'ft'), so the typed relations used to take its merged adapters
+// out and hang them by the frozen-tensor rule, which took the root for an adapter of its own LoRA
+// child and rooted the family at a full fine-tune.
+describe('typed relations keep the per-edge tree of a family mixing adapters and full fine-tunes', () => {
+  const { stats, truth: want, method } = loadStats('mixed-vit-big-t0.stats.json.gz');
+  const graph = recoverGraph(stats, { bootstrap: 0 });
+  const typed = typedRelations(stats, graph, {}, { bootstrap: 0 });
+  const parentOf = (i: number) => typed.parents[i]!.map((e) => stats.ids[e.parent]!);
+
+  it('the family is per-edge and not LoRA as a whole', () => {
+    expect(graph.families.map((f) => [f.evidence, f.distance])).toEqual([['per-edge', 'ft']]);
+  });
+
+  it('the root stays the root; every LoRA child is an adapter of its true parent, every full one a fine-tune', () => {
+    expect(parentOf(stats.ids.indexOf('t0'))).toEqual([]);
+    let right = 0;
+    stats.ids.forEach((id, i) => {
+      if (want[i] === null) return;
+      const edges = typed.parents[i]!;
+      expect(edges).toHaveLength(1);
+      expect(edges[0]!.relation).toBe(method[i] === 'lora' ? 'adapter' : 'finetune');
+      if (stats.ids[edges[0]!.parent] === want[i]) right++;
+    });
+    // One full fine-tune of an adapter (t0-c2-g0) hangs from the adapter's base instead.
+    expect(right).toBe(10);
+    expect(parentOf(stats.ids.indexOf('t0-c2-g0'))).toEqual(['t0']);
   });
 });

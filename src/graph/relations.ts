@@ -484,7 +484,10 @@ export function typedRelations(stats: TensorStats, graph: GraphResult, facts: Mo
   const famIds = [...new Set(famOf)].sort((a, b) => a - b);
   const mergeOf: (MergeFit | null)[] = new Array(N).fill(null);
   const loraOf: (number | null)[] = new Array(N).fill(null);
-  const rankFamily = new Set(graph.families.map((f, k) => (f.distance === 'lora' ? k : -1)).filter((k) => k >= 0));
+  // Families whose tree already placed their adapters (the rank distance; per-edge adapter groups):
+  // their merged LoRA are typed here, not taken out and re-placed by the frozen-tensor rule (which
+  // can take a base for an adapter of its own child).
+  const rankFamily = new Set(graph.families.map((f, k) => (f.distance === 'lora' || f.evidence === 'per-edge' ? k : -1)).filter((k) => k >= 0));
   for (const f of famIds) {
     const core = ids.map((_, k) => k).filter((k) => famOf[k] === f && !isCopy(k));
     if (core.length >= 3)
