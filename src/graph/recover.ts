@@ -214,6 +214,18 @@ function adapterGroupTree(stats: TensorStats, idx: number[], w: Float64Array, le
   const n = idx.length, N = stats.ids.length;
   const placed = new Int32Array(n).fill(-1), groupOf = new Int32Array(n);
   const groups = adapterGroups(stats, idx), units: number[] = [];
+  // x hanging from q of another group: the member of q's group nearest x (L2) among q and those
+  // whose update relative to q x carries (step 6's adoption test).
+  const sq = ftDistance(stats, idx, w).sumsq;
+  const insertInGroup = (x: number, q: number) => {
+    let best = q;
+    for (const a of groups[groupOf[q]!]!) {
+      if (a === q || !(sq[x * n + a]! < sq[x * n + best]!)) continue;
+      const carried = carriedShare(sq, n, x, a, q);
+      if (carried >= MIN_INHERITED && carried <= 1 / MIN_INHERITED) best = a;
+    }
+    return best;
+  };
   groups.forEach((g, k) => {
     g.forEach((a) => (groupOf[a] = k));
     if (g.length === 1) { units.push(g[0]!); return; }
@@ -229,18 +241,7 @@ function adapterGroupTree(stats: TensorStats, idx: number[], w: Float64Array, le
     const tree = buildTree(stats, sub, w, false, 'mother', 0, spectral ? 'spectrum' : 'l2', lengthWeight, directionWeight,
       spectral ? copyRepresentatives(stats, sub) : undefined, entropySign);
     cost = tree.cost ?? 0;
-    const sq = ftDistance(stats, idx, w).sumsq;
-    tree.parent.forEach((p, k) => {
-      if (p < 0) return;
-      const x = units[k]!, q = units[p]!;
-      let best = q;
-      for (const a of groups[groupOf[q]!]!) {
-        if (a === q || !(sq[x * n + a]! < sq[x * n + best]!)) continue;
-        const carried = carriedShare(sq, n, x, a, q);
-        if (carried >= MIN_INHERITED && carried <= 1 / MIN_INHERITED) best = a;
-      }
-      placed[x] = best;
-    });
+    tree.parent.forEach((p, k) => { if (p >= 0) placed[units[k]!] = insertInGroup(units[k]!, units[p]!); });
   }
   const edges: [number, number][] = [];
   placed.forEach((p, c) => { if (p >= 0) edges.push([p, c]); });
@@ -256,6 +257,9 @@ function adapterGroupTree(stats: TensorStats, idx: number[], w: Float64Array, le
     if (!best || oriented.total[oriented.root]! > best.total[best.root]! + 1e-12) best = oriented;
   }
   const { parent, total } = best!;
+  // Again after orienting: an edge between groups that the orientation turned now enters the other
+  // group (a full fine-tune hung below a base that the spectral tree had hung from it).
+  parent.forEach((p, x) => { if (p >= 0 && groupOf[p] !== groupOf[x]) parent[x] = insertInGroup(x, p); });
   return { parent, D: spectralDistance(stats, idx, w, lengthWeight), rootTotals: total, cost };
 }
 
