@@ -13,7 +13,13 @@ import { gaussian, SHAPES, statsOf } from './graph-synth.js';
 // a full fine-tune of the base (every tensor moves), an adapter of that fine-tune, and a partly
 // frozen full fine-tune (1-D tensors kept, 2-D tensors moved at full rank).
 function mixedModels(): Float64Array[][] {
-  const rand = mulberry32(7);
+  const { base, adapt, full } = makers(7);
+  const ft = full(base);
+  return [base, adapt(base), ft, adapt(ft), full(base, true)];
+}
+
+function makers(seed: number) {
+  const rand = mulberry32(seed);
   const noise = (n: number, s: number) => Float64Array.from({ length: n }, () => s * gaussian(rand));
   const base = SHAPES.map(([r, c]) => noise(r * c, 1));
   const lowRank = (r: number, c: number, s: number) => {
@@ -24,16 +30,35 @@ function mixedModels(): Float64Array[][] {
     }
     return out;
   };
-  const adapt = (m: Float64Array[]) => m.map((w, t) => {
+  const adapt = (m: Float64Array[], size = 0.1) => m.map((w, t) => {
     const [r, c] = SHAPES[t]!;
     if (r === 1) return Float64Array.from(w);
-    const update = lowRank(r, c, 0.1);
+    const update = lowRank(r, c, size);
     return w.map((x, k) => x + update[k]!);
   });
   const full = (m: Float64Array[], keep1d = false) => m.map((w, t) => (keep1d && SHAPES[t]![0] === 1 ? Float64Array.from(w) : w.map((x) => x + 0.15 * gaussian(rand))));
-  const ft = full(base);
-  return [base, adapt(base), ft, adapt(ft), full(base, true)];
+  return { base, adapt, full };
 }
+
+describe('typed relations: which of two models sharing frozen tensors is the adapter', () => {
+  // A root, its adapter with a large update, that adapter's own adapter with a small one, and a full
+  // fine-tune of the root. The root's nearest frozen relative is its adapter, whose own nearest is
+  // its adapter: not a mutual pair, so the rule before (tested on mutual pairs only) called the
+  // root an adapter of its child.
+  const { base, adapt, full } = makers(11);
+  const a = adapt(base, 0.3);
+  const models = [base, a, adapt(a, 0.05), full(base)];
+  const stats = statsOf(models, true);
+  const typed = typedRelations(stats, recoverGraph(stats, { bootstrap: 0 }), {}, { bootstrap: 0 });
+  const edges = (i: number) => typed.parents[i]!.map((e) => [e.parent, e.relation]);
+
+  it('the root is nobody\'s adapter; each adapter hangs from the model it grew from', () => {
+    expect(edges(0)).toEqual([]);
+    expect(edges(1)).toEqual([[0, 'adapter']]);
+    expect(edges(2)).toEqual([[1, 'adapter']]);
+    expect(edges(3)).toEqual([[0, 'finetune']]);
+  });
+});
 
 describe('adapter pairs and groups', () => {
   const stats = statsOf(mixedModels(), true);
