@@ -111,10 +111,11 @@ function hasRanks(stats: TensorStats, idx: number[], w: ArrayLike<number>): bool
 
 /** One family's tree with tensor weights w. Local indices; parent -1 at the root. */
 function buildTree(stats: TensorStats, idx: number[], w: Float64Array, lora: boolean, method: 'mother' | 'paper', lambda: number,
-  evidence: Evidence = 'l2', lengthWeight = LENGTH_WEIGHT, directionWeight = DIRECTION_WEIGHT, copies?: Int32Array, entropySign = 0): Built {
+  evidence: Evidence = 'l2', lengthWeight = LENGTH_WEIGHT, directionWeight = DIRECTION_WEIGHT, copies?: Int32Array, entropySign = 0,
+  groups?: number[][]): Built {
   const n = idx.length, N = stats.ids.length;
   if (n === 1) return { parent: Int32Array.of(-1), D: new Float64Array(1) };
-  if (method === 'mother' && evidence === 'per-edge') return adapterGroupTree(stats, idx, w, lengthWeight, directionWeight, entropySign);
+  if (method === 'mother' && evidence === 'per-edge') return adapterGroupTree(stats, idx, w, lengthWeight, directionWeight, entropySign, groups ?? adapterGroups(stats, idx));
   if (method === 'mother' && evidence === 'spectrum') {
     // The tree over one representative per group of copies (copies.ts); the copies hang below it.
     // Merged adapters hang from their base and are inserted back on its edges after the tree.
@@ -210,10 +211,11 @@ function buildTree(stats: TensorStats, idx: number[], w: Float64Array, lora: boo
  *   family at a fine-tune), and a group oriented alone has only its own edges to tell its base from
  *   its adapters by.
  */
-function adapterGroupTree(stats: TensorStats, idx: number[], w: Float64Array, lengthWeight: number, directionWeight: number, entropySign: number): Built {
+function adapterGroupTree(stats: TensorStats, idx: number[], w: Float64Array, lengthWeight: number, directionWeight: number, entropySign: number,
+  groups: number[][]): Built {
   const n = idx.length, N = stats.ids.length;
   const placed = new Int32Array(n).fill(-1), groupOf = new Int32Array(n);
-  const groups = adapterGroups(stats, idx), units: number[] = [];
+  const units: number[] = [];
   // x hanging from q of another group: the member of q's group nearest x (L2) among q and those
   // whose update relative to q x carries (step 6's adoption test).
   const sq = ftDistance(stats, idx, w).sumsq;
@@ -273,10 +275,13 @@ export function recoverGraph(stats: TensorStats, options: GraphOptions = {}): Gr
   const fams = clusterFamilies(relatedness(stats), N, opt.families);
   const parent: (number | null)[] = new Array(N).fill(null);
   const family = new Array<number>(N).fill(0);
-  const plans: { idx: number[]; lora: boolean; base: Float64Array; evidence: Evidence; copies?: Int32Array }[] = [];
+  // Per family: members, LoRA verdict, tensor weights, evidence kind, copies and adapter groups,
+  // kept for the bootstrap replicates (the families and these choices stay fixed).
+  type Plan = { idx: number[]; lora: boolean; base: Float64Array; evidence: Evidence; copies?: Int32Array; groups?: number[][] };
+  const plans: Plan[] = [];
   const families: FamilyResult[] = [];
   const localDist: Float64Array[] = [], localTotals: (Float64Array | undefined)[] = [];
-  const pending: { f: number; idx: number[]; lora: boolean; base: Float64Array; evidence: Evidence; copies?: Int32Array }[] = [];
+  const pending: (Plan & { f: number })[] = [];
 
   fams.forEach((idx, f) => {
     idx.forEach((m) => (family[m] = f));
@@ -286,11 +291,11 @@ export function recoverGraph(stats: TensorStats, options: GraphOptions = {}): Gr
     const dropped = usable.filter((u) => !u).length;
     if (dropped) warnings.push(`family ${f}: ${dropped} tensor(s) with non-finite statistics left out (${stats.tensors.filter((_, t) => !usable[t]).slice(0, 3).map((t) => t.name).join(', ')}${dropped > 3 ? ', ...' : ''})`);
     if (dropped === T) throw new GraphError('E_GRAPH_INPUT', `family ${f} (${idx.map((m) => stats.ids[m]).join(', ')}): no tensor has finite statistics`);
-    let lora = opt.distance === 'lora';
+    let lora = opt.distance === 'lora', loraNote = '';
     if (opt.distance === 'auto' && idx.length > 1) {
       const v = detectLora(stats, idx, ftDistance(stats, idx, base).D);
       lora = v.lora;
-      if (lora) warnings.push(`family ${f}: LoRA detected (median rank fraction ${v.rankFraction.toFixed(3)} of full rank over ${v.pairs} nearest-neighbour pairs); using the rank distance`);
+      loraNote = `median rank fraction ${v.rankFraction.toFixed(3)} of full rank over ${v.pairs} nearest-neighbour pairs`;
     }
     // Adapter groups (adapters.ts) where rank statistics were computed: a family that is neither one
     // group (all adapters of one base: the rank distance) nor all single models gets each kind of
@@ -298,8 +303,10 @@ export function recoverGraph(stats: TensorStats, options: GraphOptions = {}): Gr
     const groups = opt.method === 'mother' && opt.distance === 'auto' && stats.rank && idx.length > 2 && hasSpectrum(stats, idx) ? adapterGroups(stats, idx) : [];
     const mixed = groups.length > 1 && groups.some((g) => g.length > 1);
     const evidence: Evidence = mixed ? 'per-edge' : lora ? 'rank' : hasSpectrum(stats, idx) ? 'spectrum' : 'l2';
+    if (mixed) warnings.push(`family ${f}: adapters and full fine-tunes mixed (${groups.filter((g) => g.length > 1).length} adapter group(s), ${groups.filter((g) => g.length === 1).length} model(s) in none); rank distance inside the groups, spectra between them`);
+    else if (lora && loraNote) warnings.push(`family ${f}: LoRA detected (${loraNote}); using the rank distance`);
     const copies = evidence === 'spectrum' && opt.method === 'mother' ? copyRepresentatives(stats, idx) : undefined;
-    pending.push({ f, idx, lora, base, evidence, copies });
+    pending.push({ f, idx, lora, base, evidence, copies, ...(mixed ? { groups } : {}) });
   });
 
   // The entropy cue's sign, once for every spectral family (see spectrum.ts): the sign whose trees
@@ -307,7 +314,7 @@ export function recoverGraph(stats: TensorStats, options: GraphOptions = {}): Gr
   const spectralFamily = (e: Evidence) => (e === 'spectrum' || e === 'per-edge') && opt.method === 'mother';
   const signs = opt.entropySign ? [opt.entropySign] : [1, -1];
   const trees = pending.map((p) => spectralFamily(p.evidence)
-    ? signs.map((sign) => buildTree(stats, p.idx, p.base, p.lora, opt.method, opt.lambda, p.evidence, opt.lengthWeight, opt.directionWeight, p.copies, sign))
+    ? signs.map((sign) => buildTree(stats, p.idx, p.base, p.lora, opt.method, opt.lambda, p.evidence, opt.lengthWeight, opt.directionWeight, p.copies, sign, p.groups))
     : [buildTree(stats, p.idx, p.base, p.lora, opt.method, opt.lambda, p.evidence, opt.lengthWeight, opt.directionWeight, p.copies)]);
   const cheaperSign = (built: Built[][], spectral: boolean[]) => {
     const total = (k: number) => built.reduce((s, b, i) => s + (spectral[i] ? b[k]!.cost! : 0), 0);
@@ -316,7 +323,7 @@ export function recoverGraph(stats: TensorStats, options: GraphOptions = {}): Gr
   const pick = cheaperSign(trees, pending.map((p) => spectralFamily(p.evidence)));
   const entropySign = signs[pick] as 1 | -1;
 
-  pending.forEach(({ f, idx, lora, base, evidence, copies }, k) => {
+  pending.forEach(({ f, idx, lora, base, evidence, copies, groups }, k) => {
     const built = spectralFamily(evidence) ? trees[k]![pick]! : trees[k]![0]!;
     const n = idx.length;
     const twins: string[] = [];
@@ -328,7 +335,7 @@ export function recoverGraph(stats: TensorStats, options: GraphOptions = {}): Gr
       parent[idx[a]] = p < 0 ? null : idx[p];
       if (p < 0) root = idx[a];
     });
-    plans.push({ idx, lora, base, evidence, copies });
+    plans.push({ idx, lora, base, evidence, copies, groups });
     localDist.push(built.D);
     localTotals.push(built.rootTotals);
     families.push({
@@ -350,10 +357,10 @@ export function recoverGraph(stats: TensorStats, options: GraphOptions = {}): Gr
     for (let b = 0; b < opt.bootstrap; b++) {
       const w = resampleWeights(T, rand);
       const rep: (number | null)[] = new Array(N).fill(null);
-      const built = plans.map(({ idx, lora, base, evidence, copies }, f) => {
+      const built = plans.map(({ idx, lora, base, evidence, copies, groups }, f) => {
         const wf = w.map((x, t) => x * base[t]);
         if (!wf.some((x) => x > 0)) return null;
-        const tree = (sign: number) => buildTree(stats, idx, wf, lora, opt.method, opt.lambda, evidence, opt.lengthWeight, opt.directionWeight, copies, sign);
+        const tree = (sign: number) => buildTree(stats, idx, wf, lora, opt.method, opt.lambda, evidence, opt.lengthWeight, opt.directionWeight, copies, sign, groups);
         return spectral[f] ? signs.map(tree) : [tree(0)];
       });
       const k = cheaperSign(built.map((b) => b ?? []), spectral.map((s, f) => s && built[f] !== null));
