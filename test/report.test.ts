@@ -87,17 +87,17 @@ describe('text report', () => {
   it('draws each family as a box-drawing tree (golden)', () => {
     expect(formatText(sample())).toBe(
       [
-        'Family 0 (4 models, distance ft, kurtosis falls parent→child)',
+        'Family 0 (4 models, evidence l2, distance ft, kurtosis falls parent→child)',
         'base.v1  (root, conf 0.91)',
         '├── ft a  (conf 0.93)',
         "│   └── g's_1  (conf 0.88)",
         '└── ft "b" (x)  (conf 0.40) [low]',
         '',
-        'Family 1 (2 models, distance lora, direction mixed)',
+        'Family 1 (2 models, evidence rank, distance lora, direction mixed)',
         'r2  (root, conf 1.00)',
         '└── r2-c  (conf 0.60)',
         '',
-        'Family 2 (1 model, distance ft, kurtosis rises parent→child)',
+        'Family 2 (1 model, evidence l2, distance ft, kurtosis rises parent→child)',
         'solo  (root, conf 1.00)',
         '',
         '[low]: 1 call with confidence below 0.50 (--min-confidence)',
@@ -112,17 +112,17 @@ describe('text report', () => {
     const t = formatText(sample(), { ascii: true, diagnostics: false });
     expect(t).toBe(
       [
-        'Family 0 (4 models, distance ft, kurtosis falls parent->child)',
+        'Family 0 (4 models, evidence l2, distance ft, kurtosis falls parent->child)',
         'base.v1  (root, conf 0.91)',
         '|-- ft a  (conf 0.93)',
         "|   `-- g's_1  (conf 0.88)",
         '`-- ft "b" (x)  (conf 0.40) [low]',
         '',
-        'Family 1 (2 models, distance lora, direction mixed)',
+        'Family 1 (2 models, evidence rank, distance lora, direction mixed)',
         'r2  (root, conf 1.00)',
         '`-- r2-c  (conf 0.60)',
         '',
-        'Family 2 (1 model, distance ft, kurtosis rises parent->child)',
+        'Family 2 (1 model, evidence l2, distance ft, kurtosis rises parent->child)',
         'solo  (root, conf 1.00)',
         '',
         '[low]: 1 call with confidence below 0.50 (--min-confidence)',

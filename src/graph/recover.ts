@@ -303,8 +303,8 @@ export function recoverGraph(stats: TensorStats, options: GraphOptions = {}): Gr
     const groups = opt.method === 'mother' && opt.distance === 'auto' && stats.rank && idx.length > 2 && hasSpectrum(stats, idx) ? adapterGroups(stats, idx) : [];
     const mixed = groups.length > 1 && groups.some((g) => g.length > 1);
     const evidence: Evidence = mixed ? 'per-edge' : lora ? 'rank' : hasSpectrum(stats, idx) ? 'spectrum' : 'l2';
-    if (mixed) warnings.push(`family ${f}: adapters and full fine-tunes mixed (${groups.filter((g) => g.length > 1).length} adapter group(s), ${groups.filter((g) => g.length === 1).length} model(s) in none); rank distance inside the groups, spectra between them`);
-    else if (lora && loraNote) warnings.push(`family ${f}: LoRA detected (${loraNote}); using the rank distance`);
+    // A per-edge family is reported by its evidence (JSON, the text report's family header), not warned of.
+    if (!mixed && lora && loraNote) warnings.push(`family ${f}: LoRA detected (${loraNote}); using the rank distance`);
     const copies = evidence === 'spectrum' && opt.method === 'mother' ? copyRepresentatives(stats, idx) : undefined;
     pending.push({ f, idx, lora, base, evidence, copies, ...(mixed ? { groups } : {}) });
   });

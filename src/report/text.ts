@@ -67,7 +67,7 @@ export function formatText(result: RecoverResult, options: TextOptions = {}): st
     if (fi > 0) lines.push('');
     const f = forest.family;
     const parts = [plural(forest.members.length, 'model')];
-    if (f) parts.push(`distance ${f.distance}`, describeDirection(f.direction, g.arrow));
+    if (f) parts.push(`evidence ${f.evidence}`, `distance ${f.distance}`, describeDirection(f.direction, g.arrow));
     lines.push(bold(`Family ${forest.index}`) + ` (${parts.join(', ')})`);
 
     const label = (node: TreeNode): string => {
