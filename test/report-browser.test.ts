@@ -142,7 +142,7 @@ describe.runIf(HAVE)('HTML report in chromium', () => {
     await expect.poll(() => page.locator('#details h2').textContent()).toBe(child.id);
     const field = (k: string) => page.locator(`#details dd[data-field="${k}"]`).textContent();
     expect(await field('parent')).toContain(`${child.parent} confidence ${child.confidence.toFixed(2)}`);
-    expect(await field('family')).toMatch(new RegExp(`^${child.family} \\(`));
+    expect(await field('family')).toMatch(new RegExp(`^${child.family} \\(\\d+ models, evidence spectrum, distance `));
     expect(await field('kurtosis')).toBe(child.kurtosis.toFixed(4));
     expect(await field('dtype')).toBe('F32');
     expect(await field('format')).toBe('safetensors');

@@ -84,7 +84,7 @@ export function pageMain(): void {
     relation?: string; dtype?: string; format?: string; files?: number;
     declared?: { baseModel: string[]; relation?: string; source: string } | null;
   };
-  type Fam = { index: number; root: string; size: number; members: string[]; distance: string; direction: string; architecture: string };
+  type Fam = { index: number; root: string; size: number; members: string[]; distance: string; evidence?: string; direction: string; architecture: string };
   type Dist = { metric: string; ids: string[]; values: (number | null)[] };
   type Data = {
     minConfidence: number;
@@ -561,7 +561,7 @@ export function pageMain(): void {
       row('runner-up', rw);
     } else row('runner-up', 'none recorded');
     const f = famInfo.get(m.family);
-    row('family', `${m.family}${f ? ` (${f.size} models, distance ${f.distance}, ${f.direction}, architecture ${f.architecture})` : ''}`);
+    row('family', `${m.family}${f ? ` (${f.size} models, ${f.evidence ? `evidence ${f.evidence}, ` : ''}distance ${f.distance}, ${f.direction}, architecture ${f.architecture})` : ''}`);
     row('kurtosis', fmt(m.kurtosis, 4));
     row('dtype', m.dtype ?? 'not recorded');
     row('format', m.format ? m.format + (m.files && m.files > 1 ? ` (${m.files} files)` : '') : 'not recorded');
