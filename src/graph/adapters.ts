@@ -4,12 +4,12 @@
  *
  * A (merged) adapter shares its base's frozen tensors bit for bit and differs from it by a low-rank
  * update in the tensors it adapts. A full fine-tune moves every tensor at full rank. So a pair of
- * models is an *adapter pair* when it shares a frozen tensor and every 2-D tensor it differs in
- * has low numerical rank (at most ADAPTER_MAX_RANK_SHARE of full rank; the rank statistics must
- * be computed for the pair). Chains of adapter pairs make *adapter groups*: a base, its adapters,
- * their adapters. Inside a group the rank distance places edges (a parent and its adapter differ by
- * rank r, two siblings by up to 2r); between groups and the full fine-tunes the spectral tree does,
- * as in any full fine-tuning family (recover.ts, evidence 'rank+spectrum'). One distance per
+ * models is an *adapter pair* when it shares a frozen tensor and the 2-D tensors it differs in are
+ * low-rank (isAdapterPair: by numerical rank or by effective rank). Chains of adapter pairs make
+ * *adapter groups*: a base, its adapters, their adapters. Inside a group the rank distance places
+ * edges (a parent and its adapter differ by rank r, two siblings by up to 2r); between groups and
+ * the full fine-tunes the spectral tree does, as in any full fine-tuning family (recover.ts,
+ * evidence 'per-edge'). One distance per
  * family cannot do both: the rank of every full fine-tune pair is full, so the rank distance ties
  * them, and the spectrum of an adapter's difference is peaked whatever it is compared with.
  */

@@ -216,6 +216,7 @@ function adapterGroupTree(stats: TensorStats, idx: number[], w: Float64Array, le
   const n = idx.length, N = stats.ids.length;
   const placed = new Int32Array(n).fill(-1), groupOf = new Int32Array(n);
   const units: number[] = [];
+  const D = spectralDistance(stats, idx, w, lengthWeight);
   // x hanging from q of another group: the member of q's group nearest x (L2) among q and those
   // whose update relative to q x carries (step 6's adoption test).
   const sq = ftDistance(stats, idx, w).sumsq;
@@ -239,7 +240,9 @@ function adapterGroupTree(stats: TensorStats, idx: number[], w: Float64Array, le
   if (units.length > 1) {
     // Spectra between the units where they were computed for enough pairs to connect them (a large
     // family gets spectra for candidate pairs only, which may all lie inside the groups), else L2.
-    const sub = units.map((a) => idx[a]!), spectral = hasSpectrum(stats, sub) && finitelyConnected(spectralDistance(stats, sub, w, lengthWeight), sub.length);
+    const sub = units.map((a) => idx[a]!), u = units.length;
+    const unitD = Float64Array.from({ length: u * u }, (_, k) => D[units[Math.floor(k / u)]! * n + units[k % u]!]!);
+    const spectral = hasSpectrum(stats, sub) && finitelyConnected(unitD, u);
     const tree = buildTree(stats, sub, w, false, 'mother', 0, spectral ? 'spectrum' : 'l2', lengthWeight, directionWeight,
       spectral ? copyRepresentatives(stats, sub) : undefined, entropySign);
     cost = tree.cost ?? 0;
@@ -262,7 +265,7 @@ function adapterGroupTree(stats: TensorStats, idx: number[], w: Float64Array, le
   // Again after orienting: an edge between groups that the orientation turned now enters the other
   // group (a full fine-tune hung below a base that the spectral tree had hung from it).
   parent.forEach((p, x) => { if (p >= 0 && groupOf[p] !== groupOf[x]) parent[x] = insertInGroup(x, p); });
-  return { parent, D: spectralDistance(stats, idx, w, lengthWeight), rootTotals: total, cost };
+  return { parent, D, rootTotals: total, cost };
 }
 
 export function recoverGraph(stats: TensorStats, options: GraphOptions = {}): GraphResult {
@@ -300,9 +303,10 @@ export function recoverGraph(stats: TensorStats, options: GraphOptions = {}): Gr
     // Adapter groups (adapters.ts) where rank statistics were computed: a family that is neither one
     // group (all adapters of one base: the rank distance) nor all single models gets each kind of
     // edge its own evidence.
-    const groups = opt.method === 'mother' && opt.distance === 'auto' && stats.rank && idx.length > 2 && hasSpectrum(stats, idx) ? adapterGroups(stats, idx) : [];
+    const spectral = hasSpectrum(stats, idx);
+    const groups = opt.method === 'mother' && opt.distance === 'auto' && stats.rank && idx.length > 2 && spectral ? adapterGroups(stats, idx) : [];
     const mixed = groups.length > 1 && groups.some((g) => g.length > 1);
-    const evidence: Evidence = mixed ? 'per-edge' : lora ? 'rank' : hasSpectrum(stats, idx) ? 'spectrum' : 'l2';
+    const evidence: Evidence = mixed ? 'per-edge' : lora ? 'rank' : spectral ? 'spectrum' : 'l2';
     // A per-edge family is reported by its evidence (JSON, the text report's family header), not warned of.
     if (!mixed && lora && loraNote) warnings.push(`family ${f}: LoRA detected (${loraNote}); using the rank distance`);
     const copies = evidence === 'spectrum' && opt.method === 'mother' ? copyRepresentatives(stats, idx) : undefined;
